@@ -1,0 +1,27 @@
+"""Data-set registry: ``av.data.load(name)`` returns a `DataSplits`.
+
+Registered sets: ``mnist1d`` (the embedded default), ``digits``, ``synthetic``
+and, where their files are present, the paper's image sets.
+"""
+
+from __future__ import annotations
+
+from ..registry import Registry
+from .base import DataSplits, standardise
+
+__all__ = ["DataSplits", "load", "names", "register_dataset", "standardise", "DATASETS"]
+
+DATASETS: Registry = Registry("dataset")
+register_dataset = DATASETS.register
+
+
+def load(name: str, **kwargs) -> DataSplits:
+    """Load data set ``name``; unknown names raise an error listing the known ones."""
+    return DATASETS.get(name)(**kwargs)
+
+
+def names(pattern: str = "*") -> list[str]:
+    return DATASETS.names(pattern)
+
+
+from . import embedded  # noqa: E402,F401  (registers the built-in sets)

@@ -1,0 +1,92 @@
+"""Data sets that need no download: MNIST-1D, scikit-learn digits, synthetic.
+
+MNIST-1D (Greydanus 2020) is generated offline with the package's default
+arguments (4000 train / 1000 test, 40 features, 10 classes) and cached as
+``.npz`` in the user cache directory; generation is seeded, so every machine
+gets identical tensors.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import register_dataset
+from .base import DataSplits, standardise
+
+
+def cache_dir() -> Path:
+    """``$ASYMVALLEY_CACHE`` or ``$XDG_CACHE_HOME/asymvalley`` or ``~/.cache/asymvalley``."""
+    root = os.environ.get("ASYMVALLEY_CACHE")
+    if root:
+        return Path(root)
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "asymvalley"
+
+
+def _mnist1d_arrays() -> dict[str, np.ndarray]:
+    path = cache_dir() / "mnist1d.npz"
+    if path.exists():
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    raw = make_dataset(get_dataset_args())
+    arrays = {k: np.asarray(raw[k]) for k in ("x", "y", "x_test", "y_test")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
+    with os.fdopen(fd, "wb") as fh:
+        np.savez(fh, **arrays)
+    os.replace(tmp, path)
+    return arrays
+
+
+@register_dataset("mnist1d")
+def mnist1d() -> DataSplits:
+    """MNIST-1D: (N, 1, 40) signals, 10 classes, standardised with training statistics."""
+    a = _mnist1d_arrays()
+    tx = torch.from_numpy(a["x"]).float().unsqueeze(1)
+    vx = torch.from_numpy(a["x_test"]).float().unsqueeze(1)
+    tx, vx, stats = standardise(tx, vx, per_channel=True)
+    return DataSplits(
+        "mnist1d", tx, torch.from_numpy(a["y"]).long(), vx, torch.from_numpy(a["y_test"]).long(),
+        input_shape=(1, 40), num_classes=10, info={"standardise": stats, "source": "mnist1d.make_dataset(get_dataset_args())"},
+    )
+
+
+@register_dataset("digits")
+def digits() -> DataSplits:
+    """scikit-learn's 8x8 digits: 1797 images, stratified 75/25 split with random_state=0."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    d = load_digits()
+    x_tr, x_te, y_tr, y_te = train_test_split(d.images, d.target, test_size=0.25, stratify=d.target, random_state=0)
+    tx = torch.from_numpy(x_tr).float().unsqueeze(1)
+    vx = torch.from_numpy(x_te).float().unsqueeze(1)
+    tx, vx, stats = standardise(tx, vx, per_channel=True)
+    return DataSplits(
+        "digits", tx, torch.from_numpy(y_tr).long(), vx, torch.from_numpy(y_te).long(),
+        input_shape=(1, 8, 8), num_classes=10, info={"standardise": stats, "split": "stratified 75/25, random_state=0"},
+    )
+
+
+@register_dataset("synthetic")
+def synthetic(n_train: int = 256, n_test: int = 128, features: int = 16, classes: int = 4, seed: int = 0) -> DataSplits:
+    """Tiny Gaussian-blob classification set, (N, 1, features), for tests."""
+    g = torch.Generator().manual_seed(seed)
+    centres = 1.5 * torch.randn(classes, features, generator=g)
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        y = torch.arange(n) % classes
+        x = centres[y] + torch.randn(n, features, generator=g)
+        return x.unsqueeze(1), y
+
+    tx, ty = draw(n_train)
+    vx, vy = draw(n_test)
+    tx, vx, stats = standardise(tx, vx, per_channel=True)
+    return DataSplits("synthetic", tx, ty, vx, vy, input_shape=(1, features), num_classes=classes, info={"standardise": stats})
