@@ -1,0 +1,74 @@
+"""The ``asymvalley`` command line (design §7).
+
+Each sub-command lives in its own module exposing ``register(app)``. Every
+user error ends as one line ``error: ...`` on stderr and exit status 2, with
+no traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import typer
+
+from ..errors import UsageError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="asymvalley",
+    help="Where does a trained network sit in its valley? (Asymmetric Valleys, He, Huang, Yuan, NeurIPS 2019)",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+
+@app.callback()
+def _root() -> None:
+    """asymvalley: train SGD/SWA solutions, probe loss along directions, certify asymmetric valleys, reproduce the paper."""
+
+
+# Sub-command modules, in the order `asymvalley --help` lists them.
+COMMAND_MODULES = [
+    "train_cmd",
+    "probe_cmd",
+    "analyze_cmd",
+    "reproduce_cmd",
+    "models_cmd",
+    "bench_cmd",
+]
+
+for _name in COMMAND_MODULES:
+    try:
+        _mod = importlib.import_module(f"{__name__}.{_name}")
+    except ModuleNotFoundError as _exc:  # a command whose module is not written yet
+        if _exc.name != f"{__name__}.{_name}":
+            raise
+        continue
+    _mod.register(app)
+
+
+def fail(message: str, code: int = 2) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="asymvalley", standalone_mode=False)
+    except UsageError as exc:
+        fail(exc.message)
+    except Exception as exc:
+        # click's usage errors (typer vendors click in recent releases): duck-typed
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            fail(" ".join(exc.format_message().split()))
+        raise
+    except (typer.Abort, KeyboardInterrupt):
+        fail("interrupted; rerun the same command with --resume to continue", 130)
+    sys.exit(code if isinstance(code, int) else 0)
