@@ -1,0 +1,206 @@
+"""``asymvalley probe``: loss/accuracy (and slopes) along a direction, written as curve.json (design §7).
+
+Everything is validated before anything is written: a bad direction, range,
+point count, split, BN policy or a checkpoint of another architecture ends as
+one ``error:`` line with exit status 2 and no output file, no store rows.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from ..errors import UsageError
+
+RUN_CHECKPOINTS = ("sgd", "swa", "sgd_after_swa")
+_PAIR = re.compile(r"^(?P<a>.+?)->(?P<b>.+)$")
+
+
+def _resolve_ckpt(run_dir: Path | None, ref: str) -> Path:
+    """A checkpoint name inside ``RUN/checkpoints`` (``swa``, ``epoch_010``) or a path to a .pt file."""
+    p = Path(ref)
+    if p.suffix == ".pt" and p.is_file():
+        return p
+    if run_dir is not None:
+        q = run_dir / "checkpoints" / f"{ref}.pt"
+        if q.is_file():
+            return q
+        have = sorted(f.stem for f in (run_dir / "checkpoints").glob("*.pt")) if (run_dir / "checkpoints").is_dir() else []
+        raise UsageError(f"checkpoint {ref!r} not found in {run_dir}/checkpoints; available: {', '.join(have) or 'none'}")
+    raise UsageError(f"checkpoint {ref!r} is not a .pt file; give a path, or probe a run directory to use names like swa")
+
+
+def parse_direction_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``KIND``, ``KIND:OPT`` or ``KIND:A->B`` -> (kind, options); a ``.pt`` path means a saved direction."""
+    from ..probe.directions import DIRECTIONS
+
+    spec = spec.strip()
+    if spec.endswith(".pt"):
+        return "file", {"path": spec}
+    kind, _, arg = spec.partition(":")
+    DIRECTIONS.get(kind)  # unknown kind -> one line listing the known ones
+    opts: dict[str, Any] = {}
+    if kind in ("interp", "inter_plus_rand"):
+        m = _PAIR.match(arg)
+        if not m:
+            raise UsageError(f"direction {spec!r} needs two end points; write --direction {kind}:A->B, e.g. {kind}:swa->sgd_after_swa")
+        opts["pair"] = (m["a"].strip(), m["b"].strip())
+    elif kind in ("filter", "layer"):
+        if arg not in ("", "zero", "keep"):
+            raise UsageError(f"direction {spec!r}: the option after ':' is the bias treatment, 'zero' or 'keep' (e.g. filter:keep)")
+        opts["bias"] = arg or "zero"
+    elif kind in ("pca", "hessian"):
+        if arg:
+            if not arg.isdigit():
+                raise UsageError(f"direction {spec!r}: the option after ':' is a component index, e.g. {kind}:0")
+            opts["component"] = int(arg)
+    elif arg:
+        raise UsageError(f"direction {kind!r} takes no option (got {arg!r}); write --direction {kind}")
+    return kind, opts
+
+
+def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, float] = (-1.0, 1.0), points: int = 41,
+              splits: str = "train,test", bn: str = "eval", slopes: bool = False, checkpoint: Optional[str] = None,
+              batch_size: Optional[int] = None, device: str = "cpu", out: Optional[Path] = None, progress: bool = True) -> dict:
+    """The body of ``asymvalley probe`` (also callable from Python and tests)."""
+    import torch
+
+    from .. import data as avdata
+    from ..checkpoint import build_model, read_checkpoint, sha256_file
+    from ..probe import curve, linspace
+    from ..probe import distributed
+    from ..probe.bn import parse_bn
+    from ..probe.directions import Direction, make_direction
+    from ..probe.space import ParamSpace
+    from ..store import STORE_NAME, RunStore
+
+    # -- cheap validation first --------------------------------------------------------
+    alphas = linspace(range_[0], range_[1], points)
+    split_list = [s.strip() for s in splits.split(",") if s.strip()]
+    for s in split_list:
+        if s not in ("train", "test"):
+            raise UsageError(f"unknown split {s!r}; known splits: train, test (e.g. --splits train,test)")
+    if not split_list:
+        raise UsageError("--splits is empty; use e.g. --splits train,test")
+    policy = parse_bn(bn)
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise UsageError(f"unknown device {device!r}; use cpu or cuda")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda requested but no CUDA device is available; use --device cpu")
+    if batch_size is not None and batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, not {batch_size}")
+    if out is not None and Path(out).is_dir():
+        raise UsageError(f"--out {out} is a directory; give a file name such as curve.json")
+    kind, opts = parse_direction_spec(direction)
+
+    tpath = Path(target)
+    run_dir: Path | None = None
+    if tpath.is_dir():
+        run_dir = tpath
+        if not (run_dir / STORE_NAME).is_file() and not (run_dir / "checkpoints").is_dir():
+            raise UsageError(f"{run_dir} is not a run directory (no {STORE_NAME} or checkpoints/); pass the --out directory of `asymvalley train` or a .pt file")
+    elif tpath.is_file():
+        if checkpoint is not None:
+            raise UsageError("--checkpoint only applies to a run directory; drop it when probing a .pt file")
+        if (tpath.parent.parent / STORE_NAME).is_file() and tpath.parent.name == "checkpoints":
+            run_dir = tpath.parent.parent
+    else:
+        raise UsageError(f"{target} does not exist; pass a run directory or a checkpoint .pt file")
+
+    # -- centre checkpoint -------------------------------------------------------------
+    if kind in ("interp", "inter_plus_rand"):
+        a, b = opts["pair"]
+        center_path = _resolve_ckpt(run_dir, a)
+        end_path = _resolve_ckpt(run_dir, b)
+    else:
+        if tpath.is_dir():
+            name = checkpoint or "sgd"
+            center_path = _resolve_ckpt(run_dir, name)
+        else:
+            center_path = tpath
+    ckpt = read_checkpoint(center_path)
+    model = build_model(ckpt, center_path).eval()
+    space = ParamSpace(model)
+    dataset = avdata.load(ckpt["dataset"])
+
+    # -- direction ---------------------------------------------------------------------
+    if kind == "file":
+        u = Direction.load(opts["path"])
+    elif kind in ("interp", "inter_plus_rand"):
+        other = read_checkpoint(end_path)
+        if other["model"] != ckpt["model"] or dict(other["model_kwargs"]) != dict(ckpt["model_kwargs"]):
+            raise UsageError(f"checkpoint {end_path} is a {other['model']!r} {other['model_kwargs']} but {center_path} is a "
+                             f"{ckpt['model']!r} {ckpt['model_kwargs']}; interpolate between checkpoints of one architecture")
+        start_sd = {n: ckpt["state_dict"][n] for n in space.names if n in ckpt["state_dict"]}
+        end_sd = {n: other["state_dict"][n] for n in space.names if n in other["state_dict"]}
+        u = make_direction(kind, model, seed=seed, space=space, start=start_sd, end=end_sd, names=opts["pair"])
+    elif kind == "pca":
+        if run_dir is None:
+            raise UsageError("--direction pca needs a run directory with epoch snapshots (RUN/checkpoints/epoch_NNN.pt)")
+        snaps = sorted((run_dir / "checkpoints").glob("epoch_*.pt"))
+        traj = []
+        for sp in snaps:
+            c = read_checkpoint(sp)
+            if c["model"] != ckpt["model"]:
+                raise UsageError(f"snapshot {sp} is a {c['model']!r} but the centre is a {ckpt['model']!r}; use snapshots of one run")
+            traj.append(c["state_dict"])
+        traj.append({n: t for n, t in ckpt["state_dict"].items()})
+        u = make_direction("pca", model, seed=None, space=space, trajectory=traj, component=opts.get("component", 0))
+    elif kind == "hessian":
+        u = make_direction("hessian", model, seed=seed, space=space, x=dataset.prepare(dataset.train_x), y=dataset.train_y,
+                           component=opts.get("component", 0))
+    else:
+        u = make_direction(kind, model, seed=seed, space=space, **{k: v for k, v in opts.items()})
+    u.check(space)
+
+    # -- evaluate (writes the store in chunks), then the JSON ----------------------------
+    distributed.init_from_env(device)
+    store = RunStore(run_dir, create=False) if run_dir is not None and (run_dir / STORE_NAME).is_file() else None
+    try:
+        key_extra = {"checkpoint": sha256_file(center_path), "direction_spec": direction, "dataset": ckpt["dataset"]}
+        res = curve(model, dataset, u, alphas, splits=split_list, bn=policy, slopes=slopes, batch_size=batch_size,
+                    store=store, key_extra=key_extra, device=device, progress=progress and distributed.is_main())
+    finally:
+        if store is not None:
+            store.close()
+    res["direction"]["spec"] = direction
+    res["checkpoint"] = str(center_path)
+    res["dataset"] = ckpt["dataset"]
+    if out is not None and distributed.is_main():
+        from ..checkpoint import atomic_write_text
+
+        atomic_write_text(out, json.dumps(res, indent=1, allow_nan=True) + "\n")
+    return res
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("probe")
+    def probe_command(
+        target: str = typer.Argument(..., metavar="RUN_OR_CHECKPOINT", help="run directory (from `asymvalley train`) or a checkpoint .pt"),
+        direction: str = typer.Option(..., "--direction", help="gaussian | uniform | filter[:keep] | layer[:keep] | interp:A->B | "
+                                      "inter_plus_rand:A->B | pca[:K] | hessian[:K] | path/to/direction.pt"),
+        seed: int = typer.Option(0, "--seed", help="seed of random directions"),
+        range_: tuple[float, float] = typer.Option((-1.0, 1.0), "--range", help="A B: alpha from A to B (A < B)"),
+        points: int = typer.Option(41, "--points", help="number of alphas (>= 3)"),
+        splits: str = typer.Option("train,test", "--splits", help="comma-separated: train,test"),
+        bn: str = typer.Option("eval", "--bn", help="eval | recalibrate | recalibrate:N"),
+        slopes: bool = typer.Option(False, "--slopes", help="also the exact d/dl L(w + l u) by forward-mode AD"),
+        checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="centre in a run dir: sgd (default) | swa | sgd_after_swa | epoch_NNN"),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", help="evaluation mini-batch (default: 1024 on CPU, 4096 on CUDA)"),
+        device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
+        out: Path = typer.Option(..., "--out", help="curve.json to write"),
+    ) -> None:
+        """Loss and accuracy on train/test along w + alpha*u (curve.json); results also go to RUN/run.sqlite and resume."""
+        res = run_probe(target, direction, seed=seed, range_=range_, points=points, splits=splits, bn=bn, slopes=slopes,
+                        checkpoint=checkpoint, batch_size=batch_size, device=device, out=out)
+        from ..probe import distributed
+
+        if distributed.is_main():
+            s0 = next(iter(res["splits"]))
+            i0 = min(range(len(res["alphas"])), key=lambda i: abs(res["alphas"][i]))
+            typer.echo(f"wrote {out}: {len(res['alphas'])} points, {res['direction']['kind']} direction (norm {res['direction']['norm']:.4g}), "
+                       f"bn={res['bn']}, {s0} loss at alpha={res['alphas'][i0]:g}: {res['splits'][s0]['loss'][i0]:.4f}")

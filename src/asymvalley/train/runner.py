@@ -1,0 +1,160 @@
+"""A resumable SGD + SWA + SGD-after-SWA training run (design §5, §7).
+
+Commit protocol per epoch: trajectory snapshot, then (at the end of a phase)
+final checkpoints, then the atomic ``state.pt`` (the commit point: weights,
+optimizer, SWA average, history), then the store's epoch unit and
+``metrics.json``. A run killed at any moment resumes from ``state.pt`` and,
+because every epoch's shuffling is seeded by ``(seed, epoch)``, ends with
+checkpoints bitwise equal to an uninterrupted run on CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+from torch.optim.swa_utils import AveragedModel, update_bn
+from tqdm.auto import tqdm
+
+from .. import data as data_registry
+from .. import models as model_registry
+from ..checkpoint import atomic_write_bytes, atomic_write_text, safe_torch_load, save_checkpoint, torch_bytes
+from ..errors import UsageError
+from ..store import STORE_NAME, RunStore
+from .config import TrainConfig
+from .loop import epoch_generator, evaluate, train_batches, train_epoch
+from .schedule import swa_learning_rate
+
+__all__ = ["run_training", "prepare_run", "final_metrics"]
+
+FINAL_NAMES = ("sgd", "swa", "sgd_after_swa")
+
+
+def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def _memory_format(model: nn.Module, device: str) -> torch.memory_format:
+    has_conv2d = any(isinstance(m, nn.Conv2d) for m in model.modules())
+    return torch.channels_last if (device.startswith("cuda") and has_conv2d) else torch.contiguous_format
+
+
+def prepare_run(cfg: TrainConfig, out: str | Path, resume: bool) -> tuple[Path, data_registry.DataSplits, nn.Module]:
+    """Validate everything (names, output directory, device) before anything is written."""
+    out = Path(out)
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("--device cuda was given but no CUDA device is available; use --device cpu")
+    if cfg.device not in ("cpu",) and not cfg.device.startswith("cuda"):
+        raise UsageError(f"unknown --device {cfg.device!r}; use cpu or cuda")
+    model_registry.MODELS.get(cfg.model)  # unknown names fail here, before any data work
+    data = data_registry.load(cfg.dataset, **cfg.dataset_kwargs)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a directory; choose another path")
+    if resume:
+        stored = RunStore(out, create=False).get_meta("train_config") if (out / STORE_NAME).exists() else None
+        if stored is not None and stored != cfg.to_dict():
+            diff = sorted(k for k in stored if stored.get(k) != cfg.to_dict().get(k))
+            raise UsageError(f"--resume with different settings than the run in {out} (differs in: {', '.join(diff)}); repeat the original command")
+    elif out.exists() and any(out.iterdir()):
+        raise UsageError(f"output directory {out} is not empty; pass --resume to continue that run or choose a new --out")
+    if cfg.n_train or cfg.n_test:
+        data = data.subset(cfg.n_train, cfg.n_test)
+    data = data.to(cfg.device)
+    torch.manual_seed(cfg.seed)
+    model = model_registry.create(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes, **cfg.model_kwargs)
+    return out, data, model.to(cfg.device)
+
+
+def final_metrics(model: nn.Module, data: data_registry.DataSplits) -> dict[str, float]:
+    tr_loss, tr_acc = evaluate(model, data, "train")
+    te_loss, te_acc = evaluate(model, data, "test")
+    return {"train_loss": tr_loss, "train_acc": tr_acc, "test_loss": te_loss, "test_acc": te_acc}
+
+
+def run_training(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
+                 log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train (or resume) a run into directory ``out``; returns the ``metrics.json`` dict."""
+    out, data, model = prepare_run(cfg, out, resume)
+    mem_fmt = _memory_format(model, cfg.device)
+    model = model.to(memory_format=mem_fmt)
+    kwargs = {"input_shape": list(data.input_shape), "num_classes": data.num_classes, **cfg.model_kwargs}
+    ckpt_dir = out / "checkpoints"
+    store = RunStore(out)
+    store.set_meta("train_config", cfg.to_dict())
+
+    def save(name: str, state_dict: dict) -> None:
+        rel = f"checkpoints/{name}.pt"
+        sha = save_checkpoint(out / rel, cfg.model, kwargs, cfg.dataset, state_dict)
+        store.put_checkpoint(name, rel, sha)
+
+    optimizer = _make_optimizer(model, cfg)
+    swa_model = AveragedModel(model)
+    history: list[dict[str, Any]] = []
+    finals: dict[str, dict[str, float]] = {}
+    start = 0
+    state_path = out / "state.pt"
+    if resume and state_path.exists():
+        state = safe_torch_load(state_path, "training state")
+        model.load_state_dict(state["model"])
+        if state["epoch"] > cfg.epochs:  # in the SGD-after-SWA phase: fresh optimizer at constant lr
+            optimizer = torch.optim.SGD(model.parameters(), lr=cfg.sgd_after_swa_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        optimizer.load_state_dict(state["optimizer"])
+        swa_model.load_state_dict(state["swa"])
+        history, finals, start = json.loads(state["history"]), json.loads(state["finals"]), int(state["epoch"])
+        log(f"resuming {out} after epoch {start} of {cfg.total_epochs}")
+    elif not (ckpt_dir / "epoch_000.pt").exists():
+        save("epoch_000", model.state_dict())
+
+    bar = tqdm(total=cfg.total_epochs, initial=start, desc=f"train {cfg.model}", unit="epoch", disable=not progress, leave=False)
+    for epoch in range(start, cfg.total_epochs):
+        main_phase = epoch < cfg.epochs
+        lr = swa_learning_rate(epoch, cfg.lr, cfg.swa_lr, cfg.swa_start) if main_phase else cfg.sgd_after_swa_lr
+        tr_loss, tr_acc = train_epoch(model, optimizer, data, cfg.batch_size, epoch_generator(cfg.seed, epoch), lr, mem_fmt)
+        if not math.isfinite(tr_loss):
+            bar.close()
+            raise UsageError(f"training diverged in epoch {epoch + 1} (loss {tr_loss}); lower --lr and rerun; the last good weights are {ckpt_dir / f'epoch_{epoch:03d}.pt'}")
+        if main_phase and epoch >= cfg.swa_start:
+            swa_model.update_parameters(model)
+        te_loss, te_acc = evaluate(model, data, "test")
+        row = {"epoch": epoch + 1, "lr": lr, "phase": "sgd" if main_phase else "sgd_after_swa", "train_loss": tr_loss,
+               "train_acc": tr_acc, "test_loss": te_loss, "test_acc": te_acc, "swa_averaged": int(swa_model.n_averaged)}
+        history.append(row)
+        save(f"epoch_{epoch + 1:03d}", model.state_dict())
+        if epoch + 1 == cfg.epochs:
+            finals.update(_finish_swa(model, swa_model, data, cfg, save))
+            optimizer = torch.optim.SGD(model.parameters(), lr=cfg.sgd_after_swa_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        if epoch + 1 == cfg.total_epochs and cfg.sgd_after_swa_epochs > 0:
+            save("sgd_after_swa", model.state_dict())
+            finals["sgd_after_swa"] = final_metrics(model, data)
+        state = {"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "swa": swa_model.state_dict(),
+                 "history": json.dumps(history), "finals": json.dumps(finals)}
+        atomic_write_bytes(state_path, torch_bytes(state))  # commit point of this epoch
+        with store.transaction() as conn:
+            store.put_unit("epoch", f"{epoch + 1:04d}", row, conn=conn)
+            for name, m in finals.items():
+                store.put_unit("final", name, m, conn=conn)
+        atomic_write_text(out / "metrics.json", json.dumps({"epochs": history, "final": finals}, indent=1))
+        bar.set_postfix(lr=f"{lr:.3g}", loss=f"{tr_loss:.3f}", test_acc=f"{te_acc:.3f}")
+        bar.update(1)
+    bar.close()
+    store.close()
+    return {"epochs": history, "final": finals}
+
+
+def _finish_swa(model: nn.Module, swa_model: AveragedModel, data, cfg: TrainConfig, save: Callable) -> dict[str, dict[str, float]]:
+    """End of the SWA budget: the last iterate is ``sgd``; the average, with BN statistics
+    recomputed by `update_bn` on the (unaugmented) training set, is ``swa``; the live model
+    then continues from the SWA weights (the paper's "SGD after SWA")."""
+    save("sgd", model.state_dict())
+    sgd_metrics = final_metrics(model, data)
+    bn_batches = (xb for xb, _ in train_batches(data, cfg.batch_size, epoch_generator(cfg.seed, -1), augment=False))
+    update_bn(bn_batches, swa_model, device=None)
+    swa_state = swa_model.module.state_dict()
+    save("swa", swa_state)
+    swa_metrics = final_metrics(swa_model.module, data)
+    model.load_state_dict(swa_state)
+    return {"sgd": sgd_metrics, "swa": swa_metrics}
