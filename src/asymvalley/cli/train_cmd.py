@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
         if recipe is not None:
             from ..train.recipes import get_recipe
 
-            settings.update(get_recipe(recipe).train_settings())
+            settings.update(get_recipe(recipe).train_kwargs())
         if data_dir is not None:
             settings["dataset_kwargs"] = {"data_dir": data_dir}
         cfg = TrainConfig(**settings)

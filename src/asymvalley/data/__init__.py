@@ -25,3 +25,4 @@ def names(pattern: str = "*") -> list[str]:
 
 
 from . import embedded  # noqa: E402,F401  (registers the built-in sets)
+from . import images  # noqa: E402,F401  (registers cifar10, cifar100, svhn, stl10, synthetic-cifar)

@@ -48,3 +48,4 @@ def num_parameters(model: nn.Module) -> int:
 
 
 from . import small  # noqa: E402,F401  (registers the embedded-scale models)
+from . import cifar_resnet, preresnet, vgg, densenet  # noqa: E402,F401  (registers the paper-scale models)

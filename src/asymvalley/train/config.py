@@ -37,6 +37,7 @@ class TrainConfig:
     device: str = "cpu"
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     dataset_kwargs: dict[str, Any] = field(default_factory=dict)
+    init_checkpoint: str | None = None
     n_train: int | None = None
     n_test: int | None = None
 

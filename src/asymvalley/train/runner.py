@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from .. import data as data_registry
 from .. import models as model_registry
-from ..checkpoint import atomic_write_bytes, atomic_write_text, safe_torch_load, save_checkpoint, torch_bytes
+from ..checkpoint import build_model, read_checkpoint, atomic_write_bytes, atomic_write_text, safe_torch_load, save_checkpoint, torch_bytes
 from ..errors import UsageError
 from ..store import STORE_NAME, RunStore
 from .config import TrainConfig
@@ -66,6 +66,11 @@ def prepare_run(cfg: TrainConfig, out: str | Path, resume: bool) -> tuple[Path, 
     data = data.to(cfg.device)
     torch.manual_seed(cfg.seed)
     model = model_registry.create(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes, **cfg.model_kwargs)
+    if cfg.init_checkpoint:  # start from given weights (e.g. small-batch SGD from a large-batch solution, Appendix G)
+        ckpt = read_checkpoint(cfg.init_checkpoint)
+        if ckpt["model"] != cfg.model:
+            raise UsageError(f"--init-checkpoint {cfg.init_checkpoint} is a {ckpt['model']!r} checkpoint, not {cfg.model!r}; pass a checkpoint of the same model")
+        model = build_model(ckpt, cfg.init_checkpoint)
     return out, data, model.to(cfg.device)
 
 

@@ -1,0 +1,192 @@
+"""``asymvalley bench probe``: the probing engine against the machine's peak and the anchors' way (issue 3).
+
+What is measured, in one run:
+
+* ``peak_gflops``: fp32 matmul peak, best of several ``2048 x 2048`` products at
+  the default thread count.
+* per model (random init, seed 0, filter-normalised direction, ``points``
+  alphas in [-1, 1], train + test splits of the data set):
+  ``engine_s`` (`asymvalley.probe.curve`, default settings),
+  ``naive_s`` (the anchors' way: per point, copy weights into a fresh model,
+  one full-batch eval-mode pass per split),
+  ``gflops = F / engine_s`` with ``F = (forward FLOPs of one sample, counted by
+  torch.utils.flop_counter.FlopCounterMode) x (train + test samples) x points``
+  (matmul/conv FLOPs only; elementwise ops, BN and the loss are not counted),
+  ``ratio_to_peak = gflops / peak_gflops``, and ``peak_rss_mb`` of a child
+  process that runs only that probe (``resource.getrusage``), so numbers are
+  not polluted by the bench itself.
+* ``rss``: the same child measurement at ``rss_points`` (default 41 and 401)
+  for each model; memory must not grow with the number of points.
+* ``bn_recalibrate``: for BN models, full ``recalibrate`` against
+  ``recalibrate:N`` on ``recal_points`` alphas: time of each and the maximum
+  absolute deviation of the loss and accuracy curves.
+
+Timings are the best of ``repeats`` runs (the machine may be shared).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["run_probe_bench", "matmul_peak_gflops", "naive_curve", "forward_flops_per_sample"]
+
+
+def matmul_peak_gflops(n: int = 2048, reps: int = 5, rounds: int = 3) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    c = torch.empty(n, n)
+    torch.mm(a, b, out=c)
+    best = 0.0
+    for _ in range(rounds):
+        t = time.perf_counter()
+        for _ in range(reps):
+            torch.mm(a, b, out=c)
+        best = max(best, 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def forward_flops_per_sample(model: torch.nn.Module, x1: torch.Tensor) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        model.eval()(x1)
+    return int(fc.get_total_flops())
+
+
+def naive_curve(model_name: str, model_kwargs: dict, center_sd: dict, direction: dict, alphas: Sequence[float], data) -> dict:
+    """The anchors' way: per point, copy weights into a fresh model, one full-batch pass per split."""
+    from .. import models
+
+    out = {"train": {"loss": [], "accuracy": []}, "test": {"loss": [], "accuracy": []}}
+    for a in alphas:
+        fresh = models.create(model_name, **model_kwargs)
+        sd = {k: (v + a * direction[k]) if k in direction else v for k, v in center_sd.items()}
+        fresh.load_state_dict(sd)
+        fresh.eval()
+        with torch.no_grad():
+            for s in ("train", "test"):
+                x, y = data.split(s)
+                o = fresh(data.prepare(x))
+                out[s]["loss"].append(F.cross_entropy(o, y).item())
+                out[s]["accuracy"].append((o.argmax(1) == y).float().mean().item())
+    return out
+
+
+def _setup(model_name: str, dataset: str, device: str = "cpu"):
+    from .. import data as avdata
+    from .. import models, probe
+
+    ds = avdata.load(dataset)
+    torch.manual_seed(0)
+    kw = {"input_shape": ds.input_shape, "num_classes": ds.num_classes}
+    model = models.create(model_name, **kw).to(device).eval()
+    u = probe.make_direction("filter", model, seed=0)
+    return ds, model, kw, u
+
+
+_CHILD = """
+import json, resource, sys, time
+from asymvalley.bench.probe_bench import _setup
+from asymvalley import probe
+model, dataset, points, device, bn = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+ds, m, kw, u = _setup(model, dataset, device)
+t = time.perf_counter()
+probe.curve(m, ds, u, probe.linspace(-1, 1, points), bn=bn, device=device)
+el = time.perf_counter() - t
+print(json.dumps({"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, "seconds": el}))
+"""
+
+
+def child_rss(model: str, dataset: str, points: int, device: str = "cpu", bn: str = "eval") -> dict:
+    """Peak RSS (MB) and time of a child process running only one probe."""
+    import asymvalley
+
+    src = os.path.dirname(os.path.dirname(os.path.abspath(asymvalley.__file__)))
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = subprocess.run([sys.executable, "-c", _CHILD, model, dataset, str(points), device, bn], capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        raise RuntimeError(f"bench child failed: {r.stderr[-1000:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def _best(fn, repeats: int) -> tuple[float, Any]:
+    best, res = float("inf"), None
+    for _ in range(repeats):
+        t = time.perf_counter()
+        res = fn()
+        best = min(best, time.perf_counter() - t)
+    return best, res
+
+
+def run_probe_bench(models: Sequence[str] = ("mlp", "cnn1d_bn"), dataset: str = "mnist1d", points: int = 41, device: str = "cpu",
+                    repeats: int = 3, rss_points: Sequence[int] = (41, 401), recal_points: int = 11, recal_n: int = 500,
+                    verbose: bool = True) -> dict:
+    """Run the probe benchmark and return the ``bench.json`` dict (see the module docstring)."""
+    from .. import probe
+    from ..probe.bn import bn_modules
+
+    def say(msg: str) -> None:
+        if verbose:
+            print(msg, file=sys.stderr, flush=True)
+
+    peak = matmul_peak_gflops()
+    say(f"fp32 matmul peak: {peak:.1f} GFLOP/s ({torch.get_num_threads()} threads)")
+    out: dict[str, Any] = {
+        "peak_gflops": peak, "threads": torch.get_num_threads(), "device": device, "dataset": dataset,
+        "flops_rule": "FlopCounterMode forward FLOPs of one sample x (train+test samples) x points (matmul/conv only)",
+        "timing_rule": f"best of {repeats} runs", "runs": [], "rss": [], "bn_recalibrate": [],
+    }
+    for name in models:
+        ds, model, kw, u = _setup(name, dataset, device)
+        alphas = probe.linspace(-1, 1, points)
+        n = len(ds.train_x) + len(ds.test_x)
+        flops = forward_flops_per_sample(model, ds.prepare(ds.train_x[:1])) * n * points
+        probe.curve(model, ds, u, alphas[:3])  # warm-up
+        engine_s, eng = _best(lambda: probe.curve(model, ds, u, alphas), repeats)
+        sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        naive_s, nv = _best(lambda: naive_curve(name, kw, sd, u.tensors, alphas, ds), repeats)
+        dev = max(abs(a - b) / max(abs(b), 1e-12) for s in ("train", "test") for a, b in zip(eng["splits"][s]["loss"], nv[s]["loss"]))
+        child = child_rss(name, dataset, points, device)
+        gf = flops / engine_s / 1e9
+        run = {"model": name, "points": points, "engine_s": engine_s, "naive_s": naive_s, "speedup_vs_naive": naive_s / engine_s,
+               "gflops": gf, "naive_gflops": flops / naive_s / 1e9, "ratio_to_peak": gf / peak, "peak_rss_mb": child["peak_rss_mb"],
+               "flops": flops, "max_rel_diff_vs_naive": dev}
+        out["runs"].append(run)
+        say(f"{name}: engine {engine_s:.3f}s ({gf:.1f} GFLOP/s, {gf / peak:.2f} of peak), naive {naive_s:.3f}s, "
+            f"speedup {naive_s / engine_s:.2f}x, max rel diff {dev:.1e}, child peak RSS {child['peak_rss_mb']:.0f} MB")
+        rss = {"model": name, "points": list(rss_points), "peak_rss_mb": []}
+        for p in rss_points:
+            rss["peak_rss_mb"].append(child_rss(name, dataset, p, device)["peak_rss_mb"])
+        rss["ratio_last_to_first"] = rss["peak_rss_mb"][-1] / rss["peak_rss_mb"][0]
+        out["rss"].append(rss)
+        say(f"{name}: peak RSS {dict(zip(rss_points, (round(v) for v in rss['peak_rss_mb'])))} MB, ratio {rss['ratio_last_to_first']:.3f}")
+        if bn_modules(model):
+            ra = probe.linspace(-1, 1, recal_points)
+            full_s, full = _best(lambda: probe.curve(model, ds, u, ra, bn="recalibrate"), 1)
+            sub_s, sub = _best(lambda: probe.curve(model, ds, u, ra, bn=f"recalibrate:{recal_n}"), 1)
+            dl = max(abs(a - b) for s in ("train", "test") for a, b in zip(full["splits"][s]["loss"], sub["splits"][s]["loss"]))
+            da = max(abs(a - b) for s in ("train", "test") for a, b in zip(full["splits"][s]["accuracy"], sub["splits"][s]["accuracy"]))
+            rel = max(abs(a - b) / max(abs(b), 1e-12) for s in ("train", "test") for a, b in zip(sub["splits"][s]["loss"], full["splits"][s]["loss"]))
+            out["bn_recalibrate"].append({"model": name, "points": recal_points, "n": recal_n, "recalibrate_s": full_s,
+                                          "recalibrate_n_s": sub_s, "time_ratio": sub_s / full_s, "max_abs_dev_loss": dl,
+                                          "max_rel_dev_loss": rel, "max_abs_dev_accuracy": da})
+            say(f"{name}: recalibrate {full_s:.2f}s vs recalibrate:{recal_n} {sub_s:.2f}s ({sub_s / full_s:.2f}x), "
+                f"max |dloss| {dl:.4f} (rel {rel:.3f}), max |dacc| {da:.4f}")
+    return out
+
+
+if __name__ == "__main__":  # python -m asymvalley.bench.probe_bench [out.json]
+    res = run_probe_bench()
+    text = json.dumps(res, indent=1)
+    if len(sys.argv) > 1:
+        with open(sys.argv[1], "w") as fh:
+            fh.write(text + "\n")
+    print(text)

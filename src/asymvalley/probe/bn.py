@@ -1,0 +1,109 @@
+"""BatchNorm policies: what the running statistics are at a perturbed point (design §3).
+
+``eval``
+    keep the centre model's running statistics (a point is evaluated with the
+    buffers the model was saved with).
+``recalibrate``
+    recompute them at every point with one training-mode pass over the whole
+    training split, with `torch.optim.swa_utils.update_bn` semantics: running
+    statistics reset, ``momentum=None`` (an equal-weight average over batches),
+    no augmentation, batches of ``bn_batch_size`` in data order.
+``recalibrate:N``
+    the same on a fixed subset of ``N`` training samples (a seeded permutation,
+    identical at every point), at a fraction of the cost.
+
+The policy string is recorded in every result. Models without BatchNorm are
+unaffected by the policy. Slopes (`torch.func.jvp`) at a recalibrated point
+hold that point's statistics fixed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+import torch.nn as nn
+from torch.func import functional_call
+
+from ..errors import UsageError
+
+__all__ = ["BNPolicy", "parse_bn", "bn_modules", "recalibration_subset", "recalibrated_buffers"]
+
+_BN = nn.modules.batchnorm._BatchNorm
+
+
+@dataclass(frozen=True)
+class BNPolicy:
+    mode: str  # "eval" | "recalibrate"
+    n_samples: int | None = None  # recalibrate:N
+    batch_size: int = 128
+    seed: int = 0
+
+    @property
+    def name(self) -> str:
+        if self.mode == "eval":
+            return "eval"
+        return "recalibrate" if self.n_samples is None else f"recalibrate:{self.n_samples}"
+
+
+def parse_bn(spec: "str | BNPolicy", batch_size: int = 128) -> BNPolicy:
+    """``"eval"``, ``"recalibrate"`` or ``"recalibrate:N"`` -> `BNPolicy` (one-line error otherwise)."""
+    if isinstance(spec, BNPolicy):
+        return spec
+    s = str(spec).strip()
+    if s == "eval":
+        return BNPolicy("eval", batch_size=batch_size)
+    if s == "recalibrate":
+        return BNPolicy("recalibrate", None, batch_size=batch_size)
+    if s.startswith("recalibrate:"):
+        try:
+            n = int(s.split(":", 1)[1])
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise UsageError(f"bad BN policy {s!r}: N must be a positive integer; use recalibrate:N, e.g. recalibrate:1000")
+        return BNPolicy("recalibrate", n, batch_size=batch_size)
+    raise UsageError(f"unknown BN policy {s!r}; use eval, recalibrate or recalibrate:N")
+
+
+def bn_modules(model: nn.Module) -> dict[str, _BN]:
+    return {n: m for n, m in model.named_modules() if isinstance(m, _BN) and m.track_running_stats}
+
+
+def recalibration_subset(n_train: int, policy: BNPolicy) -> torch.Tensor | None:
+    """Indices of the training samples a policy recalibrates on (``None``: all, in order)."""
+    if policy.n_samples is None or policy.n_samples >= n_train:
+        return None
+    g = torch.Generator().manual_seed(policy.seed)
+    return torch.randperm(n_train, generator=g)[: policy.n_samples].sort().values
+
+
+def recalibrated_buffers(wrapper: nn.Module, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor],
+                         plan: list, prefix: str = "model.") -> dict[str, torch.Tensor]:
+    """Buffers with every BN's running statistics recomputed at ``params`` (update_bn semantics).
+
+    ``wrapper`` is the engine's sweep module (its ``model`` attribute is the
+    user's model, addressed with ``prefix``); ``wrapper(plan, recalibrate=True)``
+    runs the training-mode passes. Fresh buffer tensors go through
+    `functional_call`, so the model's own buffers are untouched; BN modules are
+    switched to train mode with ``momentum=None`` here and back to eval after,
+    and the caller wraps everything in `preserve_module_state`. Only BN layers
+    run in train mode (dropout stays off: recalibration is deterministic).
+    """
+    bns = {prefix + n: m for n, m in bn_modules(wrapper.model).items()}
+    new = dict(buffers)
+    for name, m in bns.items():
+        p = name + "."
+        new[p + "running_mean"] = torch.zeros_like(buffers[p + "running_mean"])
+        new[p + "running_var"] = torch.ones_like(buffers[p + "running_var"])
+        if p + "num_batches_tracked" in buffers:
+            new[p + "num_batches_tracked"] = torch.zeros_like(buffers[p + "num_batches_tracked"])
+        m.momentum = None
+        m.train()
+    try:
+        functional_call(wrapper, (dict(params), new), (plan,), {"recalibrate": True}, strict=False)
+    finally:
+        for m in bns.values():
+            m.eval()
+    return new

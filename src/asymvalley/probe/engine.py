@@ -1,0 +1,346 @@
+"""The probing engine: loss, accuracy and slopes at many weight points (design §3, §6).
+
+How the engine batches
+----------------------
+* **Points are the outer loop, data the inner loop.** For each point
+  ``w + sum_i a_i u_i`` the weights are built once (a dict of fresh tensors;
+  the user's module is never written), then every requested split is swept in
+  mini-batches: train and test in the same sweep, one reparametrisation of the
+  module per point (`functional_call` on a small wrapper whose ``forward``
+  loops over the batch plan), so per-batch overhead is one ordinary forward.
+* **Data are resident tensors** on the compute device; batches are slices
+  (views), uint8 image batches are normalised on the fly by
+  `DataSplits.prepare`. A `DataLoader` is materialised into tensors once.
+* **Mini-batch size** defaults to 1024 samples on CPU (activations of a few MB
+  stay in cache and in the allocator's free lists; full-split batches of the
+  anchors' way page-fault on glibc's allocator) and 4096 on CUDA; override
+  with ``batch_size``.
+* **Streaming accumulation** (torchmetrics style): `_update` turns a batch into
+  sufficient statistics ``(sum of losses, correct, count)`` accumulated in
+  float64; `_compute` finishes them. Memory is independent of the number of
+  points: only three numbers per split and point are kept.
+* **Slopes** ``d/dl L(w + l u)`` come from one forward-mode pass
+  (`torch.func.jvp`) over the same sweep, giving loss and derivative together.
+* **Chunks**: points are computed in chunks; with a store each finished chunk
+  is written in one transaction, so a killed probe resumes without
+  recomputing finished points. Under ``torchrun`` points are sharded across
+  ranks (`asymvalley.probe.distributed`).
+
+The loss function must return the batch *mean* (like `F.cross_entropy`); the
+engine reports the mean over the whole split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.func import functional_call, jvp
+
+from ..errors import UsageError
+from . import distributed
+from .bn import BNPolicy, bn_modules, parse_bn, recalibrated_buffers, recalibration_subset
+from .directions import Direction
+from .space import ParamSpace, preserve_module_state, tensors_digest
+
+__all__ = ["evaluate", "resolve_data", "default_batch_size", "curve_key", "SplitData"]
+
+
+# ---------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------
+@dataclass
+class SplitData:
+    name: str
+    x: torch.Tensor
+    y: torch.Tensor
+    prepare: Callable[[torch.Tensor], torch.Tensor]
+
+
+def _identity(x: torch.Tensor) -> torch.Tensor:
+    return x
+
+
+def _materialise(loader: Iterable, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    xs, ys = [], []
+    for batch in loader:
+        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+            raise UsageError(f"split {name!r}: the DataLoader must yield (x, y) batches")
+        xs.append(batch[0])
+        ys.append(batch[1])
+    if not xs:
+        raise UsageError(f"split {name!r} is empty; give it at least one sample")
+    return torch.cat(xs), torch.cat(ys)
+
+
+def resolve_data(data: Any, splits: Sequence[str], device: torch.device) -> list[SplitData]:
+    """Turn a `DataSplits`, ``{split: (x, y)}`` or ``{split: DataLoader}`` into resident tensors."""
+    from ..data.base import DataSplits
+
+    if isinstance(splits, str):
+        splits = [s for s in splits.split(",") if s]
+    splits = list(splits)
+    if not splits:
+        raise UsageError("no splits requested; pass e.g. splits=('train', 'test')")
+    if len(set(splits)) != len(splits):
+        raise UsageError(f"splits {splits} repeat a name; list each split once")
+    out = []
+    if isinstance(data, DataSplits):
+        for s in splits:
+            if s not in ("train", "test"):
+                raise UsageError(f"unknown split {s!r}; known splits: train, test")
+            x, y = data.split(s)
+            out.append(SplitData(s, x.to(device), y.to(device), data.prepare))
+        return out
+    if isinstance(data, Mapping):
+        for s in splits:
+            if s not in data:
+                raise UsageError(f"unknown split {s!r}; known splits: {', '.join(map(str, data))}")
+            v = data[s]
+            if isinstance(v, (tuple, list)) and len(v) == 2 and torch.is_tensor(v[0]):
+                x, y = v
+            else:
+                x, y = _materialise(v, s)
+            if len(x) != len(y) or len(x) == 0:
+                raise UsageError(f"split {s!r} has {len(x)} inputs and {len(y)} targets; give equal, non-zero counts")
+            out.append(SplitData(s, x.to(device), y.to(device), _identity))
+        return out
+    raise UsageError(f"data must be a DataSplits, a dict of split -> (x, y) or split -> DataLoader, not {type(data).__name__}")
+
+
+def default_batch_size(device: torch.device) -> int:
+    return 4096 if device.type == "cuda" else 1024
+
+
+# ---------------------------------------------------------------------------------
+# streaming statistics (update / compute)
+# ---------------------------------------------------------------------------------
+def _update(out: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sufficient statistics of one batch: (sum of per-sample losses, number correct)."""
+    n = y.shape[0]
+    if loss_fn is F.cross_entropy:
+        loss_sum = F.cross_entropy(out, y, reduction="sum")
+    else:
+        loss_sum = loss_fn(out, y) * n
+    if out.dim() == 2 and not y.is_floating_point():
+        correct = (out.argmax(dim=1) == y).sum()
+    else:
+        correct = torch.tensor(float("nan"), device=out.device)
+    return loss_sum.double(), correct.detach().double()
+
+
+def _compute(stats: torch.Tensor) -> tuple[float, float, float | None]:
+    """(mean loss, accuracy, mean slope or None) from accumulated ``[loss_sum, correct, n, slope_sum]``."""
+    loss_sum, correct, n, slope_sum = (float(v) for v in stats)
+    slope = None if math.isnan(slope_sum) else slope_sum / n
+    return loss_sum / n, correct / n, slope
+
+
+class _Sweep(nn.Module):
+    """Wraps the user's model; ``forward(plan)`` runs every batch of the plan at the current weights.
+
+    One `functional_call` on this wrapper reparametrises the model once per
+    point instead of once per batch.
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: Callable, n_splits: int):
+        super().__init__()
+        self.model = model
+        self.loss_fn = loss_fn
+        self.n_splits = n_splits
+
+    def forward(self, plan: list, recalibrate: bool = False):
+        if recalibrate:
+            for x in plan:
+                self.model(x)
+            return None
+        losses: list[list[torch.Tensor]] = [[] for _ in range(self.n_splits)]
+        corrects: list[list[torch.Tensor]] = [[] for _ in range(self.n_splits)]
+        for s, x, y, prep in plan:
+            ls, c = _update(self.model(prep(x)), y, self.loss_fn)
+            losses[s].append(ls)
+            corrects[s].append(c)
+        loss = torch.stack([torch.stack(l).sum() for l in losses])
+        corr = torch.stack([torch.stack(c).sum() for c in corrects])
+        return loss, corr
+
+
+# ---------------------------------------------------------------------------------
+# keys for the store
+# ---------------------------------------------------------------------------------
+def curve_key(config: Mapping[str, Any]) -> str:
+    """Curve id: sha256 of the canonical JSON of the full configuration (first 24 hex digits)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def _open_store(store: Any):
+    if store is None:
+        return None, False
+    from ..store import RunStore
+
+    if isinstance(store, RunStore):
+        return store, False
+    return RunStore(store), True
+
+
+# ---------------------------------------------------------------------------------
+# the engine
+# ---------------------------------------------------------------------------------
+def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coords: Sequence[Sequence[float]],
+             splits: Sequence[str] = ("train", "test"), bn: str | BNPolicy = "eval", slopes: bool = False,
+             loss_fn: Callable = F.cross_entropy, batch_size: int | None = None, store: Any = None,
+             curve_id: str | None = None, key_extra: Mapping[str, Any] | None = None, device: str | torch.device | None = None,
+             chunk_points: int = 8, bn_batch_size: int = 128, progress: bool = False,
+             center: Mapping[str, torch.Tensor] | None = None) -> dict[str, Any]:
+    """Evaluate ``splits`` at every point ``w + sum_i coords[p][i] * directions[i]``.
+
+    Returns ``{"splits": {name: {"loss": [...], "accuracy": [...], ("slope": [...])}}, "bn": ..., "curve_id": ...}``
+    with one entry per point. ``slopes=True`` adds ``d/dl L(w + l u_0)`` along the first direction.
+    """
+    if not isinstance(model, nn.Module):
+        raise UsageError(f"model must be a torch.nn.Module, not {type(model).__name__}")
+    if device is None:
+        p0 = next(model.parameters(), None)
+        device = p0.device if p0 is not None else torch.device("cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda requested but no CUDA device is available; use --device cpu")
+    policy = parse_bn(bn, batch_size=bn_batch_size)
+    if batch_size is not None and int(batch_size) < 1:
+        raise UsageError(f"batch size must be >= 1, not {batch_size}")
+    if chunk_points < 1:
+        raise UsageError("chunk_points must be >= 1")
+    space = ParamSpace(model, center=center)
+    directions = list(directions)
+    if not directions:
+        raise UsageError("no direction given; pass at least one Direction")
+    for d in directions:
+        if not isinstance(d, Direction):
+            raise UsageError(f"directions must be Direction objects (see make_direction), not {type(d).__name__}")
+        d.check(space)
+    coords = [[float(c) for c in row] for row in coords]
+    if any(len(row) != len(directions) for row in coords):
+        raise UsageError(f"every point needs {len(directions)} coordinate(s), one per direction")
+    if not all(math.isfinite(c) for row in coords for c in row):
+        raise UsageError("point coordinates must be finite numbers")
+    split_data = resolve_data(data, splits, device)
+    split_names = [s.name for s in split_data]
+
+    space.to(device)
+    dirs = [{n: t.to(device) for n, t in d.tensors.items()} for d in directions]
+    model_buffers = {n: b for n, b in model.named_buffers()}
+    buffers = {n: b.to(device) for n, b in model_buffers.items()}
+    bs = int(batch_size) if batch_size else default_batch_size(device)
+    plan = [(si, sd.x[i:i + bs], sd.y[i:i + bs], sd.prepare) for si, sd in enumerate(split_data) for i in range(0, len(sd.x), bs)]
+    counts = torch.tensor([float(len(sd.x)) for sd in split_data], dtype=torch.float64)
+
+    recal = policy.mode == "recalibrate" and bool(bn_modules(model))
+    recal_plan: list[torch.Tensor] = []
+    if recal:
+        train = next((sd for sd in split_data if sd.name == "train"), None)
+        if train is None:
+            from ..data.base import DataSplits
+
+            if isinstance(data, DataSplits):
+                train = resolve_data(data, ["train"], device)[0]
+            elif isinstance(data, Mapping) and "train" in data:
+                train = resolve_data(data, ["train"], device)[0]
+            else:
+                raise UsageError("BN policy recalibrate needs a 'train' split in the data; add it or use --bn eval")
+        tx = train.x
+        idx = recalibration_subset(len(tx), policy)
+        if idx is not None:
+            tx = tx[idx.to(tx.device)]
+        recal_plan = [train.prepare(tx[i:i + policy.batch_size]) for i in range(0, len(tx), policy.batch_size)]
+
+    # -- store / resume --------------------------------------------------------------
+    st, owned = _open_store(store)
+    done: dict[int, dict[str, tuple]] = {}
+    if st is not None:
+        if curve_id is None:
+            curve_id = curve_key({
+                "center": tensors_digest(space.center, space.names),
+                "buffers": tensors_digest(model_buffers) if model_buffers else None,
+                "directions": [d.digest() for d in directions], "coords": coords, "splits": split_names,
+                "bn": policy.name, "bn_batch_size": policy.batch_size if recal else None, "slopes": bool(slopes),
+                "loss": getattr(loss_fn, "__name__", repr(loss_fn)), **(dict(key_extra or {})),
+            })
+        rows = st.get_points(curve_id)
+        by_idx: dict[int, dict[str, tuple]] = {}
+        for r in rows:
+            by_idx.setdefault(r["idx"], {})[r["split"]] = (r["loss"], r["accuracy"], r["slope"])
+        for i, v in by_idx.items():
+            if all(s in v for s in split_names) and (not slopes or all(v[s][2] is not None for s in split_names)):
+                done[i] = v
+        if distributed.is_main():
+            st.put_unit("curve", curve_id, {"splits": split_names, "bn": policy.name, "points": len(coords),
+                                            "directions": [d.describe() for d in directions], "coords": coords})
+
+    todo = distributed.shard([i for i in range(len(coords)) if i not in done])
+    sweep = _Sweep(model, loss_fn, len(split_data))
+    prefixed_buffers = {"model." + n: b for n, b in buffers.items()}
+    u0 = {"model." + n: t for n, t in dirs[0].items()} if slopes else None
+
+    computed: dict[int, dict[str, tuple]] = {}
+    t0 = time.perf_counter()
+    try:
+        with preserve_module_state(model), torch.no_grad():
+            model.eval()
+            for c0 in range(0, len(todo), chunk_points):
+                chunk = todo[c0:c0 + chunk_points]
+                rows_out = []
+                for i in chunk:
+                    params = {"model." + n: t for n, t in space.point(dirs, coords[i]).items()}
+                    bufs = prefixed_buffers
+                    if recal:
+                        bufs = recalibrated_buffers(sweep, params, prefixed_buffers, recal_plan)
+                    if slopes:
+                        def f(p):
+                            return functional_call(sweep, (p, bufs), (plan,), strict=False)
+                        (loss, corr), (dloss, _) = jvp(f, (params,), (u0,))
+                        slope_sum = dloss.detach()
+                    else:
+                        loss, corr = functional_call(sweep, (params, bufs), (plan,), strict=False)
+                        slope_sum = torch.full_like(loss, float("nan"))
+                    stats = torch.stack([loss.detach().cpu(), corr.detach().cpu(), counts, slope_sum.cpu()], dim=1)
+                    res = {}
+                    for si, s in enumerate(split_names):
+                        lo, ac, sl = _compute(stats[si])
+                        res[s] = (lo, ac, sl)
+                        rows_out.append((i, s, coords[i], lo, ac, sl))
+                    computed[i] = res
+                if st is not None and rows_out:
+                    st.put_points(curve_id, rows_out)
+                if progress:
+                    n_done = len(computed)
+                    el = time.perf_counter() - t0
+                    print(f"  probe: {n_done}/{len(todo)} points ({el:.1f}s)", file=sys.stderr, flush=True)
+    finally:
+        if owned:
+            st.close()
+
+    # -- gather ----------------------------------------------------------------------
+    for part in distributed.gather(computed):
+        done.update({int(k): v for k, v in part.items()})
+    missing = [i for i in range(len(coords)) if i not in done]
+    if missing:  # only possible if another rank failed
+        raise RuntimeError(f"points {missing[:5]} were not evaluated")
+    out: dict[str, Any] = {}
+    for s in split_names:
+        entry = {"loss": [done[i][s][0] for i in range(len(coords))],
+                 "accuracy": [done[i][s][1] for i in range(len(coords))]}
+        if slopes:
+            entry["slope"] = [done[i][s][2] for i in range(len(coords))]
+        out[s] = entry
+    result = {"bn": policy.name, "splits": out}
+    if st is not None:
+        result["curve_id"] = curve_id
+    return result

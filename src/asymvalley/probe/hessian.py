@@ -1,0 +1,92 @@
+"""Top eigenpairs of the training-loss Hessian by Lanczos on `torch.func` Hessian-vector products.
+
+``Hv = d/dt grad L(w + t v) |_{t=0}`` is computed as ``jvp(grad(L), (w,), (v,))``
+(forward-over-reverse), summed over mini-batches of the data, with BatchNorm
+in eval mode (running statistics held fixed) and the model never modified.
+Lanczos runs with full re-orthogonalisation (in float64), so for
+``iterations >= k`` on small models the leading eigenpairs agree with a
+dense Hessian (tested against `torch.autograd.functional.hessian`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.func import functional_call, grad, jvp
+
+from ..errors import UsageError
+from .space import ParamSpace, preserve_module_state
+
+__all__ = ["hvp_fn", "top_eigen"]
+
+
+def hvp_fn(model: nn.Module, space: ParamSpace, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable | None = None,
+           batch_size: int = 1024) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A function ``v (flat) -> H v (flat)`` for the mean loss over ``(x, y)`` at the space's centre."""
+    loss_fn = loss_fn or F.cross_entropy
+    buffers = dict(model.named_buffers())
+    n = len(x)
+
+    def batch_loss(flat: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        out = functional_call(model, (space.unflatten(flat), buffers), (xb,), strict=False)
+        return loss_fn(out, yb) * (len(yb) / n)
+
+    w = space.flatten(space.center)
+
+    def hvp(v: torch.Tensor) -> torch.Tensor:
+        total = torch.zeros_like(w)
+        for i in range(0, n, batch_size):
+            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+            _, hv = jvp(lambda p: grad(batch_loss)(p, xb, yb), (w,), (v.to(w),))
+            total += hv
+        return total
+
+    return hvp
+
+
+def top_eigen(model: nn.Module, space: ParamSpace, x: torch.Tensor, y: torch.Tensor, k: int = 1, iterations: int = 30,
+              seed: int | None = 0, loss_fn: Callable | None = None) -> tuple[list[float], list[torch.Tensor]]:
+    """The ``k`` largest (algebraic) eigenvalues and unit eigenvectors of the loss Hessian at ``w``."""
+    d = space.numel
+    if k < 1:
+        raise UsageError("hessian: k must be >= 1")
+    m = min(max(int(iterations), k + 1), d)
+    with preserve_module_state(model):
+        model.eval()
+        hvp = hvp_fn(model, space, x, y, loss_fn)
+        g = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        q = torch.randn(d, generator=g, dtype=torch.float64)
+        q /= q.norm()
+        Q = [q]
+        alphas, betas = [], []
+        for j in range(m):
+            wv = hvp(Q[j].float()).double()
+            a = float(wv @ Q[j])
+            alphas.append(a)
+            wv = wv - a * Q[j] - (betas[-1] * Q[j - 1] if j > 0 else 0.0)
+            basis = torch.stack(Q)
+            for _ in range(2):  # full re-orthogonalisation, twice is enough
+                wv = wv - basis.t() @ (basis @ wv)
+            b = float(wv.norm())
+            if j == m - 1 or b < 1e-10:
+                break
+            betas.append(b)
+            Q.append(wv / b)
+    T = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+    for i, b in enumerate(betas[: len(alphas) - 1]):
+        T[i, i + 1] = T[i + 1, i] = b
+    evals, evecs = torch.linalg.eigh(T)
+    order = torch.argsort(evals, descending=True)[:k]
+    basis = torch.stack(Q[: len(alphas)])
+    if len(order) < k:
+        raise UsageError(f"hessian: only {len(order)} eigenpairs found; lower the component index")
+    vecs = []
+    for i in order:
+        v = basis.t() @ evecs[:, i]
+        v = v / v.norm()
+        j = int(v.abs().argmax())  # sign convention: largest entry positive
+        vecs.append((v if v[j] >= 0 else -v).float())
+    return [float(evals[i]) for i in order], vecs

@@ -1,0 +1,1 @@
+"""The report: figures from stored numbers, ``results.json`` and a self-contained ``report.html``."""

@@ -1,0 +1,131 @@
+"""Direction kinds: normalisation rules, metadata, save/load, and the Hessian against a dense reference."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from asymvalley import data as avdata
+from asymvalley import models, probe
+from asymvalley.errors import UsageError
+from asymvalley.probe.space import ParamSpace
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return avdata.load("synthetic")
+
+
+@pytest.fixture
+def cnn(ds):
+    torch.manual_seed(0)
+    return models.create("cnn1d_bn", input_shape=ds.input_shape, num_classes=ds.num_classes)
+
+
+def test_registry_lists_all_kinds():
+    assert set(probe.direction_names()) >= {"gaussian", "uniform", "filter", "layer", "interp", "inter_plus_rand", "pca", "hessian"}
+    with pytest.raises(UsageError, match="known"):
+        probe.make_direction("nope", nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "uniform"])
+def test_unit_random_directions(cnn, kind):
+    u = probe.make_direction(kind, cnn, seed=4)
+    assert u.norm == pytest.approx(1.0, rel=1e-6) and u.kind == kind and u.seed == 4
+    again = probe.make_direction(kind, cnn, seed=4)
+    assert all(torch.equal(u.tensors[k], again.tensors[k]) for k in u.tensors)
+    other = probe.make_direction(kind, cnn, seed=5)
+    assert not torch.equal(u.tensors["0.weight"], other.tensors["0.weight"])
+    if kind == "uniform":
+        assert all(bool((t >= 0).all()) for t in u.tensors.values())  # the paper's (0, 1): not zero-mean
+
+
+def test_filter_normalisation(cnn):
+    space = ParamSpace(cnn)
+    u = probe.make_direction("filter", cnn, seed=0)
+    for n in space.names:
+        w, d = space.center[n], u.tensors[n]
+        if w.dim() <= 1:
+            assert bool((d == 0).all()), n  # biases / BN affine zeroed by default
+        else:
+            wf, df = w.reshape(w.shape[0], -1).norm(dim=1), d.reshape(d.shape[0], -1).norm(dim=1)
+            assert torch.allclose(wf, df, rtol=1e-5), n
+    keep = probe.make_direction("filter", cnn, seed=0, bias="keep")
+    for n in space.names:
+        w = space.center[n]
+        if w.dim() <= 1:  # each 1-D parameter normalised once, as a unit
+            assert float(keep.tensors[n].norm()) == pytest.approx(float(w.norm()), rel=1e-5)
+    assert keep.info["bias"] == "keep"
+
+
+def test_layer_normalisation(cnn):
+    space = ParamSpace(cnn)
+    u = probe.make_direction("layer", cnn, seed=0, bias="keep")
+    for n in space.names:
+        assert float(u.tensors[n].norm()) == pytest.approx(float(space.center[n].norm()), rel=1e-5)
+
+
+def test_interp_and_inter_plus_rand(ds):
+    torch.manual_seed(0)
+    a = models.create("mlp", input_shape=ds.input_shape, num_classes=4)
+    b = models.create("mlp", input_shape=ds.input_shape, num_classes=4)
+    sa, sb = dict(a.named_parameters()), dict(b.named_parameters())
+    u = probe.make_direction("interp", a, start=sa, end=sb, names=("swa", "sgd"))
+    res = probe.curve(a, ds, u, [0.0, 0.5, 1.0], splits=("test",))
+    with torch.no_grad():
+        lb = F.cross_entropy(b(ds.test_x), ds.test_y).item()
+    assert res["splits"]["test"]["loss"][2] == pytest.approx(lb, rel=1e-5)  # alpha = 1 is the end point
+    assert u.describe()["from"] == "swa"
+    ipr = probe.make_direction("inter_plus_rand", a, seed=3, start=sa, end=sb)
+    g = probe.make_direction("gaussian", a, seed=3)
+    inter = {k: (sb[k] - sa[k]).detach() for k in sa}
+    nrm = math.sqrt(sum(float(t.pow(2).sum()) for t in inter.values()))
+    for k in sa:
+        assert torch.allclose(ipr.tensors[k], inter[k] / nrm + g.tensors[k], atol=1e-6)
+    with pytest.raises(UsageError, match="zero"):
+        probe.make_direction("interp", a, start=sa, end=sa)
+
+
+def test_pca_of_a_line_trajectory(ds):
+    torch.manual_seed(0)
+    m = models.create("mlp", input_shape=ds.input_shape, num_classes=4, widths=(8,))
+    w = {k: v.detach().clone() for k, v in m.named_parameters()}
+    e = {k: torch.randn_like(v) for k, v in w.items()}
+    traj = [{k: w[k] + t * e[k] for k in w} for t in (-3.0, -2.0, -1.0, 0.0)]
+    u = probe.make_direction("pca", m, trajectory=traj)
+    en = math.sqrt(sum(float(t.pow(2).sum()) for t in e.values()))
+    cos = sum(float((u.tensors[k] * e[k]).sum()) for k in w) / en
+    assert cos == pytest.approx(1.0, abs=1e-4) and u.norm == pytest.approx(1.0, rel=1e-5)
+
+
+def test_hessian_top_eigenvector_matches_dense(ds):
+    torch.manual_seed(0)
+    m = models.create("mlp", input_shape=ds.input_shape, num_classes=4, widths=(6,))
+    space = ParamSpace(m)
+    x, y = ds.train_x, ds.train_y
+
+    def f(flat):
+        return F.cross_entropy(torch.func.functional_call(m, space.unflatten(flat), (x,)), y)
+
+    H = torch.autograd.functional.hessian(f, space.flatten(space.center)).double()
+    evals, evecs = torch.linalg.eigh(H)
+    u = probe.make_direction("hessian", m, seed=0, x=x, y=y, iterations=space.numel, component=0)
+    v = space.flatten(u.tensors).double()
+    assert u.info["eigenvalue"] == pytest.approx(float(evals[-1]), rel=1e-3)
+    assert abs(float(v @ evecs[:, -1])) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_save_load_roundtrip_weights_only(cnn, tmp_path):
+    u = probe.make_direction("filter", cnn, seed=7)
+    u.save(tmp_path / "u.pt")
+    torch.load(tmp_path / "u.pt", weights_only=True)  # plain content
+    v = probe.load_direction(tmp_path / "u.pt")
+    assert v.describe() == u.describe()
+    assert all(torch.equal(u.tensors[k], v.tensors[k]) for k in u.tensors)
+    (tmp_path / "bad.pt").write_bytes(b"not a torch file")
+    with pytest.raises(UsageError):
+        probe.load_direction(tmp_path / "bad.pt")
