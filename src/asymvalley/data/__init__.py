@@ -20,6 +20,14 @@ def load(name: str, **kwargs) -> DataSplits:
     return DATASETS.get(name)(**kwargs)
 
 
+EMBEDDED = frozenset({"mnist1d", "digits", "synthetic", "teacher2", "synthetic-cifar"})
+
+
+def needs_files(name: str) -> bool:
+    """True for data sets read from files (CIFAR, SVHN, STL-10): they take ``data_dir``/``download``."""
+    return name not in EMBEDDED
+
+
 def names(pattern: str = "*") -> list[str]:
     return DATASETS.names(pattern)
 

@@ -90,3 +90,33 @@ def synthetic(n_train: int = 256, n_test: int = 128, features: int = 16, classes
     vx, vy = draw(n_test)
     tx, vx, stats = standardise(tx, vx, per_channel=True)
     return DataSplits("synthetic", tx, ty, vx, vy, input_shape=(1, features), num_classes=classes, info={"standardise": stats})
+
+
+@register_dataset("teacher2")
+def teacher2(n_train: int = 4000, n_test: int = 1000, features: int = 8, classes: int = 3, seed: int = 0,
+             a: float = 2.0, b: float = 2.0) -> DataSplits:
+    """Labels drawn from a ``two_param`` teacher network with parameters (a, b) (Appendix A).
+
+    Inputs are N(0, 1) vectors of ``features``; labels are sampled from the
+    softmax of the teacher's logits, so a ``two_param`` student (same hidden
+    size and projection seed) can reach the Bayes-optimal loss at (a, b).
+    Inputs are not standardised (they already are, by construction).
+    """
+    from ..models.small import TwoParamNet
+
+    g = torch.Generator().manual_seed(seed + 7)
+    teacher = TwoParamNet((1, features), classes, seed=seed)
+    with torch.no_grad():
+        teacher.a.fill_(a)
+        teacher.b.fill_(b)
+
+    def draw(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.randn(n, 1, features, generator=g)
+        with torch.no_grad():
+            probs = torch.softmax(teacher(x), dim=1)
+        return x, torch.multinomial(probs, 1, generator=g).squeeze(1)
+
+    tx, ty = draw(n_train)
+    vx, vy = draw(n_test)
+    return DataSplits("teacher2", tx, ty, vx, vy, input_shape=(1, features), num_classes=classes,
+                      info={"teacher": {"a": a, "b": b, "seed": seed}})

@@ -47,7 +47,7 @@ class Context:
     def data(self, name: str | None = None) -> data_registry.DataSplits:
         name = name or self.preset.datasets[0]
         if name not in self._data:
-            kw = self.preset.dataset_kwargs if name not in ("mnist1d", "digits", "synthetic") else {}
+            kw = self.preset.dataset_kwargs if data_registry.needs_files(name) else {}
             self._data[name] = data_registry.load(name, **kw)
         return self._data[name]
 
@@ -72,7 +72,7 @@ class Context:
                                lr=0.01, swa_lr=0.01, batch_size=p.small_batch, sgd_after_swa_epochs=0,
                                init_checkpoint=start, device=p.train.get("device", "cpu"))
         if key == "two_param":
-            return TrainConfig(model="two_param", dataset=ds, seed=p.seeds[0], epochs=20, swa_start=15, lr=0.05,
+            return TrainConfig(model="two_param", dataset="teacher2", seed=p.seeds[0], epochs=20, swa_start=15, lr=0.05,
                                swa_lr=0.01, weight_decay=0.0, sgd_after_swa_epochs=0)
         model, dataset, seed = key.split("@")  # "<model>@<dataset>@<seed>"
         return TrainConfig(model=model, **{**base, "dataset": dataset, "seed": int(seed)})
@@ -121,7 +121,7 @@ class Context:
         model = self.model(key, checkpoint)
         u = probe.make_direction(kind, model, seed=CALIBRATION_SEED)
         coords = [[0.0]] + [[s * r] for r in RANGE_LADDER for s in (-1.0, 1.0)]
-        res = self.points(model, [u], coords, splits=("train",))
+        res = self.points(model, [u], coords, splits=("train",), data=self.data(self.run_config(key).dataset))
         loss = res["splits"]["train"]["loss"]
         centre = loss[0]
         R = RANGE_LADDER[-1]

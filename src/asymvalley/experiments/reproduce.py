@@ -82,7 +82,7 @@ def reproduce(preset_name: str, out: str | os.PathLike, only: list[str] | None =
     out = Path(out)
     _check_out(out, preset_name)
     for ds in preset.datasets:  # fail before writing anything when a data set is missing (e.g. offline CIFAR)
-        kw = preset.dataset_kwargs if ds not in ("mnist1d", "digits", "synthetic") else {}
+        kw = preset.dataset_kwargs if data_registry.needs_files(ds) else {}
         data_registry.load(ds, **kw)
     out.mkdir(parents=True, exist_ok=True)
     with directory_lock(out):
