@@ -52,6 +52,10 @@ def register(app: typer.Typer) -> None:
         cfg = TrainConfig(**settings)
         t0 = time.perf_counter()
         metrics = run_training(cfg, out, resume=resume, progress=not quiet, log=typer.echo)
+        from ..dist import is_main
+
+        if not is_main():  # under torchrun only rank 0 reports
+            return
         typer.echo(f"trained {cfg.model} on {cfg.dataset} in {time.perf_counter() - t0:.1f} s -> {out}")
         for name, m in metrics["final"].items():
             typer.echo(f"  {name:<14} train acc {100 * m['train_acc']:6.2f}%  test acc {100 * m['test_acc']:6.2f}%  "

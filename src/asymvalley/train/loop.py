@@ -24,25 +24,33 @@ def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(1_000_003 * int(seed) + int(epoch))
 
 
-def train_batches(data: DataSplits, batch_size: int, gen: torch.Generator, augment: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Shuffled training mini-batches (last partial batch kept), prepared on the data's device."""
+def train_batches(data: DataSplits, batch_size: int, gen: torch.Generator, augment: bool = True,
+                  shard: tuple[int, int] = (0, 1)) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Shuffled training mini-batches (last partial batch kept), prepared on the data's device.
+
+    With ``shard=(rank, world)`` a rank takes every world-th sample of each global
+    batch, so K data-parallel ranks see exactly the single-process batches between them.
+    """
     x, y = data.train_x, data.train_y
+    rank, world = shard
     perm = torch.randperm(x.shape[0], generator=gen).to(x.device)
     for start in range(0, x.shape[0], batch_size):
-        idx = perm[start:start + batch_size]
+        idx = perm[start:start + batch_size][rank::world]
         yield data.prepare(x[idx], train_augment=augment, generator=gen), y[idx]
 
 
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: DataSplits, batch_size: int,
-                gen: torch.Generator, lr: float, memory_format: torch.memory_format = torch.contiguous_format) -> tuple[float, float]:
-    """One SGD epoch at learning rate ``lr``; returns the running (loss, accuracy) of its batches."""
+                gen: torch.Generator, lr: float, memory_format: torch.memory_format = torch.contiguous_format,
+                shard: tuple[int, int] = (0, 1)) -> tuple[float, float]:
+    """One SGD epoch at learning rate ``lr``; returns the running (loss, accuracy) of its batches
+    (summed over data-parallel ranks when ``shard`` splits the batches)."""
     for group in optimizer.param_groups:
         group["lr"] = lr
     model.train()
     loss_sum = torch.zeros((), device=data.train_x.device)
     correct = torch.zeros((), device=data.train_x.device, dtype=torch.long)
     n = 0
-    for xb, yb in train_batches(data, batch_size, gen):
+    for xb, yb in train_batches(data, batch_size, gen, shard=shard):
         out = model(xb.contiguous(memory_format=memory_format) if xb.dim() == 4 else xb)
         loss = F.cross_entropy(out, yb)
         optimizer.zero_grad(set_to_none=True)
@@ -51,6 +59,11 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: DataSp
         loss_sum += loss.detach() * yb.shape[0]
         correct += (out.detach().argmax(1) == yb).sum()
         n += yb.shape[0]
+    if shard[1] > 1:
+        from ..dist import all_reduce_sum
+
+        stats = all_reduce_sum(torch.stack([loss_sum.double(), correct.double(), torch.tensor(float(n), device=loss_sum.device, dtype=torch.float64)]))
+        loss_sum, correct, n = stats[0], stats[1], float(stats[2])
     return float(loss_sum) / n, float(correct) / n  # one host sync per epoch
 
 

@@ -1,5 +1,10 @@
 """A resumable SGD + SWA + SGD-after-SWA training run (design §5, §7).
 
+Under ``torchrun`` the model is wrapped in `DistributedDataParallel` and each rank
+takes every K-th sample of each global batch (`train_batches`); the SWA average, its
+``update_bn`` pass and evaluations run identically on every rank (weights are equal
+after each synchronised step), and only rank 0 writes.
+
 Commit protocol per epoch: trajectory snapshot, then (at the end of a phase)
 final checkpoints, then the atomic ``state.pt`` (the commit point: weights,
 optimizer, SWA average, history), then the store's epoch unit and
@@ -17,12 +22,14 @@ from typing import Any, Callable
 
 import torch
 import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, update_bn
 from tqdm.auto import tqdm
 
 from .. import data as data_registry
 from .. import models as model_registry
 from ..checkpoint import build_model, read_checkpoint, atomic_write_bytes, atomic_write_text, safe_torch_load, save_checkpoint, torch_bytes
+from ..dist import barrier, init_from_env, rank_world
 from ..errors import UsageError
 from ..store import STORE_NAME, RunStore
 from .config import TrainConfig
@@ -83,15 +90,23 @@ def final_metrics(model: nn.Module, data: data_registry.DataSplits) -> dict[str,
 def run_training(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
                  log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train (or resume) a run into directory ``out``; returns the ``metrics.json`` dict."""
+    distributed = init_from_env(cfg.device)
+    rank, world = rank_world()
     out, data, model = prepare_run(cfg, out, resume)
+    barrier()  # every rank validated the output directory before rank 0 writes into it
+    main = rank == 0
     mem_fmt = _memory_format(model, cfg.device)
     model = model.to(memory_format=mem_fmt)
+    trained = DistributedDataParallel(model) if distributed else model
     kwargs = {"input_shape": list(data.input_shape), "num_classes": data.num_classes, **cfg.model_kwargs}
     ckpt_dir = out / "checkpoints"
-    store = RunStore(out)
-    store.set_meta("train_config", cfg.to_dict())
+    store = RunStore(out) if main else None
+    if main:
+        store.set_meta("train_config", cfg.to_dict())
 
     def save(name: str, state_dict: dict) -> None:
+        if not main:
+            return
         rel = f"checkpoints/{name}.pt"
         sha = save_checkpoint(out / rel, cfg.model, kwargs, cfg.dataset, state_dict)
         store.put_checkpoint(name, rel, sha)
@@ -114,11 +129,12 @@ def run_training(cfg: TrainConfig, out: str | Path, resume: bool = False, progre
     elif not (ckpt_dir / "epoch_000.pt").exists():
         save("epoch_000", model.state_dict())
 
-    bar = tqdm(total=cfg.total_epochs, initial=start, desc=f"train {cfg.model}", unit="epoch", disable=not progress, leave=False)
+    bar = tqdm(total=cfg.total_epochs, initial=start, desc=f"train {cfg.model}", unit="epoch", disable=not (progress and main), leave=False)
     for epoch in range(start, cfg.total_epochs):
         main_phase = epoch < cfg.epochs
         lr = swa_learning_rate(epoch, cfg.lr, cfg.swa_lr, cfg.swa_start) if main_phase else cfg.sgd_after_swa_lr
-        tr_loss, tr_acc = train_epoch(model, optimizer, data, cfg.batch_size, epoch_generator(cfg.seed, epoch), lr, mem_fmt)
+        tr_loss, tr_acc = train_epoch(trained, optimizer, data, cfg.batch_size, epoch_generator(cfg.seed, epoch), lr, mem_fmt,
+                                      shard=(rank, world))
         if not math.isfinite(tr_loss):
             bar.close()
             raise UsageError(f"training diverged in epoch {epoch + 1} (loss {tr_loss}); lower --lr and rerun; the last good weights are {ckpt_dir / f'epoch_{epoch:03d}.pt'}")
@@ -132,21 +148,26 @@ def run_training(cfg: TrainConfig, out: str | Path, resume: bool = False, progre
         if epoch + 1 == cfg.epochs:
             finals.update(_finish_swa(model, swa_model, data, cfg, save))
             optimizer = torch.optim.SGD(model.parameters(), lr=cfg.sgd_after_swa_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+            if distributed:  # a fresh DDP wrapper for the new phase (same module, new optimizer)
+                trained = DistributedDataParallel(model)
         if epoch + 1 == cfg.total_epochs and cfg.sgd_after_swa_epochs > 0:
             save("sgd_after_swa", model.state_dict())
             finals["sgd_after_swa"] = final_metrics(model, data)
-        state = {"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "swa": swa_model.state_dict(),
-                 "history": json.dumps(history), "finals": json.dumps(finals)}
-        atomic_write_bytes(state_path, torch_bytes(state))  # commit point of this epoch
-        with store.transaction() as conn:
-            store.put_unit("epoch", f"{epoch + 1:04d}", row, conn=conn)
-            for name, m in finals.items():
-                store.put_unit("final", name, m, conn=conn)
-        atomic_write_text(out / "metrics.json", json.dumps({"epochs": history, "final": finals}, indent=1))
+        if main:
+            state = {"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "swa": swa_model.state_dict(),
+                     "history": json.dumps(history), "finals": json.dumps(finals)}
+            atomic_write_bytes(state_path, torch_bytes(state))  # commit point of this epoch
+            with store.transaction() as conn:
+                store.put_unit("epoch", f"{epoch + 1:04d}", row, conn=conn)
+                for name, m in finals.items():
+                    store.put_unit("final", name, m, conn=conn)
+            atomic_write_text(out / "metrics.json", json.dumps({"epochs": history, "final": finals}, indent=1))
+        barrier()
         bar.set_postfix(lr=f"{lr:.3g}", loss=f"{tr_loss:.3f}", test_acc=f"{te_acc:.3f}")
         bar.update(1)
     bar.close()
-    store.close()
+    if main:
+        store.close()
     return {"epochs": history, "final": finals}
 
 
