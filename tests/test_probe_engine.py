@@ -270,3 +270,15 @@ def test_store_resume_does_not_recompute(ds, tmp_path):
     r3 = probe.curve(m, ds, u, alphas, store=tmp_path, bn="recalibrate")
     assert r1["curve_id"] == r2["curve_id"] != r3["curve_id"]
     assert r1["curve_id"] != probe.curve(m, ds, u, alphas[:-1], store=tmp_path)["curve_id"]
+
+
+@pytest.mark.parametrize("name", ["cnn1d_bn", "cnn1d"])
+def test_cpu_fast_path_matches_plain_kernels(ds, name):
+    m = _model(name, ds)
+    u = probe.make_direction("filter", m, seed=1)
+    fast = probe.curve(m, ds, u, [-1, 0, 1], slopes=True, fast=True)
+    plain = probe.curve(m, ds, u, [-1, 0, 1], slopes=True, fast=False)
+    for s in ("train", "test"):
+        assert fast["splits"][s]["loss"] == pytest.approx(plain["splits"][s]["loss"], rel=1e-5)
+        assert fast["splits"][s]["slope"] == pytest.approx(plain["splits"][s]["slope"], rel=1e-4, abs=1e-6)
+        assert fast["splits"][s]["accuracy"] == plain["splits"][s]["accuracy"]

@@ -17,6 +17,8 @@ What is measured, in one run:
   not polluted by the bench itself.
 * ``rss``: the same child measurement at ``rss_points`` (default 41 and 401)
   for each model; memory must not grow with the number of points.
+* ``loadavg_before``/``loadavg_after``: the machine's load, since a shared
+  machine makes every timing (and OpenMP in particular) unreliable.
 * ``bn_recalibrate``: for BN models, full ``recalibrate`` against
   ``recalibrate:N`` on ``recal_points`` alphas: time of each and the maximum
   absolute deviation of the loss and accuracy curves.
@@ -142,7 +144,8 @@ def run_probe_bench(models: Sequence[str] = ("mlp", "cnn1d_bn"), dataset: str = 
     out: dict[str, Any] = {
         "peak_gflops": peak, "threads": torch.get_num_threads(), "device": device, "dataset": dataset,
         "flops_rule": "FlopCounterMode forward FLOPs of one sample x (train+test samples) x points (matmul/conv only)",
-        "timing_rule": f"best of {repeats} runs", "runs": [], "rss": [], "bn_recalibrate": [],
+        "timing_rule": f"best of {repeats} runs", "loadavg_before": list(os.getloadavg()),
+        "runs": [], "rss": [], "bn_recalibrate": [],
     }
     for name in models:
         ds, model, kw, u = _setup(name, dataset, device)
@@ -180,6 +183,9 @@ def run_probe_bench(models: Sequence[str] = ("mlp", "cnn1d_bn"), dataset: str = 
                                           "max_rel_dev_loss": rel, "max_abs_dev_accuracy": da})
             say(f"{name}: recalibrate {full_s:.2f}s vs recalibrate:{recal_n} {sub_s:.2f}s ({sub_s / full_s:.2f}x), "
                 f"max |dloss| {dl:.4f} (rel {rel:.3f}), max |dacc| {da:.4f}")
+    out["loadavg_after"] = list(os.getloadavg())
+    if out["loadavg_before"][0] > 1.5 * os.cpu_count() / 2:
+        say(f"warning: load average {out['loadavg_before'][0]:.1f} on {os.cpu_count()} CPUs: other processes compete, timings are unreliable")
     return out
 
 

@@ -193,6 +193,8 @@ def register(app: typer.Typer) -> None:
         batch_size: Optional[int] = typer.Option(None, "--batch-size", help="evaluation mini-batch (default: 1024 on CPU, 4096 on CUDA)"),
         device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
         out: Path = typer.Option(..., "--out", help="curve.json to write"),
+        resume: bool = typer.Option(True, "--resume", help="accepted for symmetry with other commands: probing a run "
+                                    "directory always resumes from RUN/run.sqlite (finished points are never recomputed)"),
     ) -> None:
         """Loss and accuracy on train/test along w + alpha*u (curve.json); results also go to RUN/run.sqlite and resume."""
         res = run_probe(target, direction, seed=seed, range_=range_, points=points, splits=splits, bn=bn, slopes=slopes,

@@ -19,6 +19,9 @@ How the engine batches
   sufficient statistics ``(sum of losses, correct, count)`` accumulated in
   float64; `_compute` finishes them. Memory is independent of the number of
   points: only three numbers per split and point are kept.
+* **CPU kernels**: on CPU the sweep runs under `CpuFastPath` (1-D convolutions
+  as channels-last 2-D convolutions or im2col products, eval-mode BatchNorm
+  as one ``addcmul``), the same mathematics with faster kernels.
 * **Slopes** ``d/dl L(w + l u)`` come from one forward-mode pass
   (`torch.func.jvp`) over the same sweep, giving loss and derivative together.
 * **Chunks**: points are computed in chunks; with a store each finished chunk
@@ -32,6 +35,7 @@ engine reports the mean over the whole split.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -49,6 +53,7 @@ from ..errors import UsageError
 from . import distributed
 from .bn import BNPolicy, bn_modules, parse_bn, recalibrated_buffers, recalibration_subset
 from .directions import Direction
+from .fastpath import CpuFastPath
 from .space import ParamSpace, preserve_module_state, tensors_digest
 
 __all__ = ["evaluate", "resolve_data", "default_batch_size", "curve_key", "SplitData"]
@@ -173,6 +178,21 @@ class _Sweep(nn.Module):
         return loss, corr
 
 
+@contextlib.contextmanager
+def _full_fp32(device: torch.device):
+    """Disable TF32 on CUDA for the duration (cuDNN convolutions default to TF32, which is not float32-exact)."""
+    if device.type != "cuda":
+        yield
+        return
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
 # ---------------------------------------------------------------------------------
 # keys for the store
 # ---------------------------------------------------------------------------------
@@ -199,9 +219,10 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
              loss_fn: Callable = F.cross_entropy, batch_size: int | None = None, store: Any = None,
              curve_id: str | None = None, key_extra: Mapping[str, Any] | None = None, device: str | torch.device | None = None,
              chunk_points: int = 8, bn_batch_size: int = 128, progress: bool = False,
-             center: Mapping[str, torch.Tensor] | None = None) -> dict[str, Any]:
+             center: Mapping[str, torch.Tensor] | None = None, fast: bool | None = None) -> dict[str, Any]:
     """Evaluate ``splits`` at every point ``w + sum_i coords[p][i] * directions[i]``.
 
+    ``fast`` (default: on for CPU models with Conv1d or BatchNorm) evaluates through `asymvalley.probe.fastpath.CpuFastPath`.
     Returns ``{"splits": {name: {"loss": [...], "accuracy": [...], ("slope": [...])}}, "bn": ..., "curve_id": ...}``
     with one entry per point. ``slopes=True`` adds ``d/dl L(w + l u_0)`` along the first direction.
     """
@@ -291,8 +312,12 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
 
     computed: dict[int, dict[str, tuple]] = {}
     t0 = time.perf_counter()
+    if fast is None:  # only where it pays: 1-D convolutions or BatchNorm on CPU (the mode costs a few us per op)
+        fast = device.type == "cpu" and any(isinstance(mod, (nn.Conv1d, nn.modules.batchnorm._BatchNorm)) for mod in model.modules())
+    use_fast = bool(fast)
+    fast_mode = CpuFastPath() if use_fast else contextlib.nullcontext()
     try:
-        with preserve_module_state(model), torch.no_grad():
+        with preserve_module_state(model), torch.no_grad(), fast_mode, _full_fp32(device):
             model.eval()
             for c0 in range(0, len(todo), chunk_points):
                 chunk = todo[c0:c0 + chunk_points]
