@@ -65,7 +65,8 @@ def parse_direction_spec(spec: str) -> tuple[str, dict[str, Any]]:
 
 def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, float] = (-1.0, 1.0), points: int = 41,
               splits: str = "train,test", bn: str = "eval", slopes: bool = False, checkpoint: Optional[str] = None,
-              batch_size: Optional[int] = None, device: str = "cpu", out: Optional[Path] = None, progress: bool = True) -> dict:
+              batch_size: Optional[int] = None, device: str = "cpu", out: Optional[Path] = None, progress: bool = True,
+              autocast: Optional[str] = None) -> dict:
     """The body of ``asymvalley probe`` (also callable from Python and tests)."""
     import torch
 
@@ -93,8 +94,16 @@ def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, f
         raise UsageError("--device cuda requested but no CUDA device is available; use --device cpu")
     if batch_size is not None and batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, not {batch_size}")
+    if autocast is not None and autocast not in ("bf16", "fp16"):
+        raise UsageError(f"unknown --autocast {autocast!r}; use bf16 or fp16 (CUDA only)")
+    if autocast is not None and not device.startswith("cuda"):
+        raise UsageError("--autocast is for --device cuda only; leave it out on CPU (fp32 is exact)")
     if out is not None and Path(out).is_dir():
         raise UsageError(f"--out {out} is a directory; give a file name such as curve.json")
+    if out is not None:
+        from ..checkpoint import check_writable
+
+        check_writable(out, "--out")  # before any point is computed
     kind, opts = parse_direction_spec(direction)
 
     tpath = Path(target)
@@ -163,7 +172,8 @@ def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, f
     try:
         key_extra = {"checkpoint": sha256_file(center_path), "direction_spec": direction, "dataset": ckpt["dataset"]}
         res = curve(model, dataset, u, alphas, splits=split_list, bn=policy, slopes=slopes, batch_size=batch_size,
-                    store=store, key_extra=key_extra, device=device, progress=progress and distributed.is_main())
+                    store=store, key_extra=key_extra, device=device, progress=progress and distributed.is_main(),
+                    **({"autocast": autocast} if autocast else {}))
     finally:
         if store is not None:
             store.close()
@@ -192,13 +202,14 @@ def register(app: typer.Typer) -> None:
         checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="centre in a run dir: sgd (default) | swa | sgd_after_swa | epoch_NNN"),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", help="evaluation mini-batch (default: 1024 on CPU, 4096 on CUDA)"),
         device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
+        autocast: Optional[str] = typer.Option(None, "--autocast", help="bf16 | fp16: mixed-precision forward on CUDA (recorded in curve.json)"),
         out: Path = typer.Option(..., "--out", help="curve.json to write"),
         resume: bool = typer.Option(True, "--resume", help="accepted for symmetry with other commands: probing a run "
                                     "directory always resumes from RUN/run.sqlite (finished points are never recomputed)"),
     ) -> None:
         """Loss and accuracy on train/test along w + alpha*u (curve.json); results also go to RUN/run.sqlite and resume."""
         res = run_probe(target, direction, seed=seed, range_=range_, points=points, splits=splits, bn=bn, slopes=slopes,
-                        checkpoint=checkpoint, batch_size=batch_size, device=device, out=out)
+                        checkpoint=checkpoint, batch_size=batch_size, device=device, out=out, autocast=autocast)
         from ..probe import distributed
 
         if distributed.is_main():

@@ -16,38 +16,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import torch
 import torch.distributed as dist
 
+from ..dist import barrier, init_from_env, is_main, rank_world
+
 __all__ = ["init_from_env", "rank_world", "shard", "gather", "is_main", "barrier"]
-
-
-def init_from_env(device: str = "cpu") -> bool:
-    """Initialise the default process group from torchrun's env vars; True if distributed."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size() > 1
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or "RANK" not in os.environ:
-        return False
-    backend = "nccl" if str(device).startswith("cuda") and torch.cuda.is_available() else "gloo"
-    dist.init_process_group(backend=backend)
-    if backend == "nccl":
-        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-    return dist.get_world_size() > 1
-
-
-def rank_world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def is_main() -> bool:
-    return rank_world()[0] == 0
-
-
-def barrier() -> None:
-    if rank_world()[1] > 1:
-        dist.barrier()
 
 
 def shard(indices: list[int]) -> list[int]:

@@ -35,6 +35,8 @@ engine reports the mean over the whole split.
 
 from __future__ import annotations
 
+import dataclasses
+
 import contextlib
 import hashlib
 import json
@@ -119,6 +121,14 @@ def resolve_data(data: Any, splits: Sequence[str], device: torch.device) -> list
             out.append(SplitData(s, x.to(device), y.to(device), _identity))
         return out
     raise UsageError(f"data must be a DataSplits, a dict of split -> (x, y) or split -> DataLoader, not {type(data).__name__}")
+
+
+def _channels_last(prepare: Callable) -> Callable:
+    def wrapped(x: torch.Tensor) -> torch.Tensor:
+        x = prepare(x)
+        return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+    return wrapped
 
 
 def default_batch_size(device: torch.device) -> int:
@@ -219,10 +229,14 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
              loss_fn: Callable = F.cross_entropy, batch_size: int | None = None, store: Any = None,
              curve_id: str | None = None, key_extra: Mapping[str, Any] | None = None, device: str | torch.device | None = None,
              chunk_points: int = 8, bn_batch_size: int = 128, progress: bool = False,
-             center: Mapping[str, torch.Tensor] | None = None, fast: bool | None = None) -> dict[str, Any]:
+             center: Mapping[str, torch.Tensor] | None = None, fast: bool | None = None,
+             autocast: str | None = None) -> dict[str, Any]:
     """Evaluate ``splits`` at every point ``w + sum_i coords[p][i] * directions[i]``.
 
     ``fast`` (default: on for CPU models with Conv1d or BatchNorm) evaluates through `asymvalley.probe.fastpath.CpuFastPath`.
+    ``autocast`` (``"bf16"`` or ``"fp16"``, CUDA only) runs the forward passes under
+    `torch.autocast` (losses still accumulate in fp32); it is recorded in the result and
+    the store key. On CUDA, conv nets get ``channels_last`` input batches.
     Returns ``{"splits": {name: {"loss": [...], "accuracy": [...], ("slope": [...])}}, "bn": ..., "curve_id": ...}``
     with one entry per point. ``slopes=True`` adds ``d/dl L(w + l u_0)`` along the first direction.
     """
@@ -252,8 +266,15 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
         raise UsageError(f"every point needs {len(directions)} coordinate(s), one per direction")
     if not all(math.isfinite(c) for row in coords for c in row):
         raise UsageError("point coordinates must be finite numbers")
+    amp_dtype = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}.get(autocast, "bad")
+    if amp_dtype == "bad":
+        raise UsageError(f"unknown autocast {autocast!r}; use bf16, fp16 or leave it out")
+    if amp_dtype is not None and device.type != "cuda":
+        raise UsageError("autocast is for --device cuda only; leave it out on CPU (fp32 is exact)")
     split_data = resolve_data(data, splits, device)
     split_names = [s.name for s in split_data]
+    if device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
+        split_data = [dataclasses.replace(sd, prepare=_channels_last(sd.prepare)) for sd in split_data]
 
     space.to(device)
     dirs = [{n: t.to(device) for n, t in d.tensors.items()} for d in directions]
@@ -293,6 +314,7 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
                 "directions": [d.digest() for d in directions], "coords": coords, "splits": split_names,
                 "bn": policy.name, "bn_batch_size": policy.batch_size if recal else None, "slopes": bool(slopes),
                 "loss": getattr(loss_fn, "__name__", repr(loss_fn)), **(dict(key_extra or {})),
+                **({"autocast": autocast} if autocast else {}),
             })
         rows = st.get_points(curve_id)
         by_idx: dict[int, dict[str, tuple]] = {}
@@ -317,7 +339,8 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
     use_fast = bool(fast)
     fast_mode = CpuFastPath() if use_fast else contextlib.nullcontext()
     try:
-        with preserve_module_state(model), torch.no_grad(), fast_mode, _full_fp32(device):
+        amp = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+        with preserve_module_state(model), torch.no_grad(), fast_mode, _full_fp32(device), amp:
             model.eval()
             for c0 in range(0, len(todo), chunk_points):
                 chunk = todo[c0:c0 + chunk_points]
@@ -366,6 +389,8 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
             entry["slope"] = [done[i][s][2] for i in range(len(coords))]
         out[s] = entry
     result = {"bn": policy.name, "splits": out}
+    if autocast:
+        result["autocast"] = autocast
     if st is not None:
         result["curve_id"] = curve_id
     return result
