@@ -22,10 +22,24 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def plain_forward_images_per_s(model, x: torch.Tensor, batch_size: int, device: str, repeats: int = 2) -> float:
-    """A plain eval-mode ``torch.no_grad`` loop over ``x`` in batches: the reference throughput."""
+def plain_forward_images_per_s(model, x: torch.Tensor, batch_size: int, device: str, repeats: int = 2,
+                               autocast: str | None = None) -> float:
+    """A plain eval-mode ``torch.no_grad`` loop over ``x`` in batches: the reference throughput, at the
+    engine's precision (TF32 off for fp32, as the engine runs exact fp32; the same autocast otherwise)."""
+    import contextlib
+
     model.eval()
-    with torch.no_grad():
+    amp = torch.autocast("cuda", dtype=torch.bfloat16 if autocast == "bf16" else torch.float16) if autocast else contextlib.nullcontext()
+    tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        return _plain_loop(model, x, batch_size, device, repeats, amp)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+
+
+def _plain_loop(model, x, batch_size, device, repeats, amp) -> float:
+    with torch.no_grad(), amp:
         for start in range(0, min(x.shape[0], 4 * batch_size), batch_size):  # warm-up
             model(x[start:start + batch_size])
         _sync(device)
@@ -66,7 +80,7 @@ def run(device: str = "cuda", model_name: str = "resnet56", n_train: int = 10000
     probe_ips = points * (n_train + n_test) / probe_s
 
     x_all = torch.cat([data.prepare(data.train_x), data.prepare(data.test_x)]).contiguous(memory_format=mem)
-    plain_ips = plain_forward_images_per_s(model, x_all, batch_size, device)
+    plain_ips = plain_forward_images_per_s(model, x_all, batch_size, device, autocast=autocast)
     result = {
         "device": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
         "torch": torch.__version__, "model": model_name, "n_train": n_train, "n_test": n_test,

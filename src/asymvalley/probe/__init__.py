@@ -63,7 +63,7 @@ def curve(model: nn.Module, data: Any, direction: Direction, alphas: Sequence[fl
     alphas = _check_alphas(alphas)
     res = evaluate(model, data, [direction], [[a] for a in alphas], splits=splits, bn=bn, slopes=slopes, loss_fn=loss_fn,
                    batch_size=batch_size, store=store, **kwargs)
-    out = {"direction": direction.describe(), "bn": res["bn"], "alphas": alphas, "splits": res["splits"]}
+    out = {"direction": direction.describe(), "bn": res["bn"], **({"autocast": res["autocast"]} if "autocast" in res else {}), "alphas": alphas, "splits": res["splits"]}
     if "curve_id" in res:
         out["curve_id"] = res["curve_id"]
     return out
@@ -81,7 +81,7 @@ def plane(model: nn.Module, data: Any, directions: Sequence[Direction], alphas: 
                    batch_size=batch_size, store=store, **kwargs)
     nb = len(betas)
     grid = {s: {k: [v[i * nb:(i + 1) * nb] for i in range(len(alphas))] for k, v in d.items()} for s, d in res["splits"].items()}
-    out = {"directions": [d.describe() for d in directions], "bn": res["bn"], "alphas": alphas, "betas": betas, "splits": grid}
+    out = {"directions": [d.describe() for d in directions], "bn": res["bn"], **({"autocast": res["autocast"]} if "autocast" in res else {}), "alphas": alphas, "betas": betas, "splits": grid}
     if "curve_id" in res:
         out["curve_id"] = res["curve_id"]
     return out
@@ -98,7 +98,7 @@ def points(model: nn.Module, data: Any, directions: Sequence[Direction], coords:
         raise UsageError("no points given; pass at least one coordinate row")
     res = evaluate(model, data, list(directions), coords, splits=splits, bn=bn, slopes=slopes, loss_fn=loss_fn,
                    batch_size=batch_size, store=store, **kwargs)
-    out = {"directions": [d.describe() for d in directions], "bn": res["bn"], "coords": coords, "splits": res["splits"]}
+    out = {"directions": [d.describe() for d in directions], "bn": res["bn"], **({"autocast": res["autocast"]} if "autocast" in res else {}), "coords": coords, "splits": res["splits"]}
     if "curve_id" in res:
         out["curve_id"] = res["curve_id"]
     return out
