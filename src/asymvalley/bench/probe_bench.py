@@ -119,6 +119,20 @@ def child_rss(model: str, dataset: str, points: int, device: str = "cpu", bn: st
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def plain_loop(model: torch.nn.Module, ds, points: int, device: str = "cpu") -> None:
+    """The same forward work as a curve without any probing machinery: a plain eval-mode
+    ``torch.no_grad`` loop over train+test at the engine's default batch size, ``points`` times."""
+    from ..probe.engine import default_batch_size
+
+    bs = default_batch_size(torch.device(device))
+    model.eval()
+    with torch.no_grad():
+        for _ in range(points):
+            for x in (ds.train_x, ds.test_x):
+                for i in range(0, len(x), bs):
+                    model(ds.prepare(x[i:i + bs]))
+
+
 def _best(fn, repeats: int) -> tuple[float, Any]:
     best, res = float("inf"), None
     for _ in range(repeats):
@@ -157,14 +171,21 @@ def run_probe_bench(models: Sequence[str] = ("mlp", "cnn1d_bn"), dataset: str = 
         sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
         naive_s, nv = _best(lambda: naive_curve(name, kw, sd, u.tensors, alphas, ds), repeats)
         dev = max(abs(a - b) / max(abs(b), 1e-12) for s in ("train", "test") for a, b in zip(eng["splits"][s]["loss"], nv[s]["loss"]))
-        child = child_rss(name, dataset, points, device)
+        plain_s, _ = _best(lambda: plain_loop(model, ds, points, device), repeats)
+        child = child_rss(name, dataset, points, device) if rss_points else {"peak_rss_mb": None}
         gf = flops / engine_s / 1e9
         run = {"model": name, "points": points, "engine_s": engine_s, "naive_s": naive_s, "speedup_vs_naive": naive_s / engine_s,
                "gflops": gf, "naive_gflops": flops / naive_s / 1e9, "ratio_to_peak": gf / peak, "peak_rss_mb": child["peak_rss_mb"],
-               "flops": flops, "max_rel_diff_vs_naive": dev}
+               "flops": flops, "max_rel_diff_vs_naive": dev, "plain_s": plain_s,
+               "engine_images_per_s": n * points / engine_s, "plain_images_per_s": n * points / plain_s,
+               "engine_vs_plain": plain_s / engine_s}
         out["runs"].append(run)
         say(f"{name}: engine {engine_s:.3f}s ({gf:.1f} GFLOP/s, {gf / peak:.2f} of peak), naive {naive_s:.3f}s, "
-            f"speedup {naive_s / engine_s:.2f}x, max rel diff {dev:.1e}, child peak RSS {child['peak_rss_mb']:.0f} MB")
+            f"speedup {naive_s / engine_s:.2f}x, max rel diff {dev:.1e}, child peak RSS {child['peak_rss_mb'] or 0:.0f} MB")
+        say(f"{name}: engine {n * points / engine_s:.0f} images/s vs plain torch.no_grad loop {n * points / plain_s:.0f} images/s "
+            f"(same batch size) -> {plain_s / engine_s:.2f}x")
+        if not rss_points:
+            continue
         rss = {"model": name, "points": list(rss_points), "peak_rss_mb": []}
         for p in rss_points:
             rss["peak_rss_mb"].append(child_rss(name, dataset, p, device)["peak_rss_mb"])

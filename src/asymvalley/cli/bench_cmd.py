@@ -31,12 +31,14 @@ def register(app: typer.Typer) -> None:
 
     @bench.command("probe")
     def bench_probe(models: str = typer.Option("mlp,cnn1d_bn", "--model", help="comma-separated models"),
-                    dataset: str = "mnist1d", points: int = 41, device: str = "cpu",
+                    dataset: str = "mnist1d", points: int = 41, device: str = "cpu", repeats: int = 3,
+                    rss: bool = typer.Option(True, "--rss/--no-rss", help="peak RSS at 41 vs 401 points (child processes)"),
                     out: Optional[str] = typer.Option(None, "--out")) -> None:
-        """Probe engine FLOP/s vs the fp32 matmul peak and vs a per-point loop; RSS at 41 vs 401 points."""
+        """Probe engine FLOP/s vs the fp32 matmul peak, vs a per-point loop and vs a plain no_grad loop; RSS at 41 vs 401 points."""
         from ..bench.probe_bench import run_probe_bench
 
-        _write(out, run_probe_bench(models=tuple(models.split(",")), dataset=dataset, points=points, device=device))
+        _write(out, run_probe_bench(models=tuple(models.split(",")), dataset=dataset, points=points, device=device,
+                                    repeats=repeats, rss_points=(41, 401) if rss else ()))
 
     @bench.command("theory")
     def bench_theory(seeds: int = 10_000, steps: int = 10_000, out: Optional[str] = typer.Option(None, "--out")) -> None:
