@@ -42,13 +42,14 @@ class Context:
         self.progress = progress
         self.log = log
         self._data: dict[str, data_registry.DataSplits] = {}
+        self.device = preset.train.get("device", "cpu")  # models and data live here while probing
 
     # -- data and runs -------------------------------------------------------------
     def data(self, name: str | None = None) -> data_registry.DataSplits:
         name = name or self.preset.datasets[0]
         if name not in self._data:
             kw = self.preset.dataset_kwargs if data_registry.needs_files(name) else {}
-            self._data[name] = data_registry.load(name, **kw)
+            self._data[name] = data_registry.load(name, **kw).to(self.device)
         return self._data[name]
 
     def resolve(self, key: str) -> str:
@@ -98,7 +99,7 @@ class Context:
 
     def model(self, key: str, checkpoint: str = "sgd") -> torch.nn.Module:
         model, _ = load_checkpoint(self.run(key) / "checkpoints" / f"{checkpoint}.pt")
-        return model
+        return model.to(self.device)
 
     def state(self, key: str, checkpoint: str) -> dict[str, torch.Tensor]:
         return self.model(key, checkpoint).state_dict()

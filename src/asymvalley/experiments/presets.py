@@ -1,6 +1,7 @@
 """Presets of ``asymvalley reproduce``: the sizes of every experiment, fixed before any run.
 
 ``quick``: MNIST-1D, one seed, <= 5 minutes on a 2-core CPU, all 12 claims.
+``smoke``: tiny synthetic data, seconds: exercises every experiment (tests, install checks).
 ``full``: MNIST-1D and digits, 3 seeds, more directions and neighbours (<= 30 minutes).
 ``paper``: the paper's CIFAR/ResNet configurations (needs the data sets and a GPU).
 """
@@ -48,6 +49,13 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "quick": Preset("quick"),
+    # seconds: every experiment on tiny synthetic data, for tests and install checks (verdicts are not meaningful)
+    "smoke": Preset(
+        "smoke", datasets=("synthetic",), main_model="cnn1d_bn", prevalence_models={"synthetic": ("cnn1d_bn", "cnn1d")},
+        train={"epochs": 4, "swa_start": 2, "sgd_after_swa_epochs": 1}, large_batch=128, small_batch=32, small_batch_epochs=1,
+        n_directions=2, points=9, fine_points=9, n_neighbours=2, n_inter_rand=2, n_width_directions=2, trajectory_stride=2,
+        theorem2_seeds=200, theorem2_steps=400, theorem1_instances=12,
+    ),
     "full": Preset(
         "full", datasets=("mnist1d", "digits"), seeds=(0, 1, 2),
         prevalence_models={"mnist1d": ("cnn1d_bn", "cnn1d", "mlp"), "digits": ("cnn2d_bn", "cnn2d", "mlp")}, n_directions=20, points=41, n_neighbours=30,

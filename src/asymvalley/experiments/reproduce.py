@@ -57,7 +57,7 @@ def _check_only(only: list[str] | None) -> list[str] | None:
 def _check_out(out: Path, preset_name: str) -> None:
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory; choose another path")
-    if out.exists() and any(out.iterdir()) and not (out / STORE_NAME).exists():
+    if out.exists() and any(p.name != ".lock" for p in out.iterdir()) and not (out / STORE_NAME).exists():
         raise UsageError(f"--out {out} is not empty and holds no asymvalley results; choose a new directory")
     if (out / STORE_NAME).exists():
         with RunStore(out, create=False) as store:
