@@ -49,6 +49,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 from torch.func import functional_call, jvp
 
 from ..errors import UsageError
@@ -333,11 +334,11 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
     u0 = {"model." + n: t for n, t in dirs[0].items()} if slopes else None
 
     computed: dict[int, dict[str, tuple]] = {}
-    t0 = time.perf_counter()
     if fast is None:  # only where it pays: 1-D convolutions or BatchNorm on CPU (the mode costs a few us per op)
         fast = device.type == "cpu" and any(isinstance(mod, (nn.Conv1d, nn.modules.batchnorm._BatchNorm)) for mod in model.modules())
     use_fast = bool(fast)
     fast_mode = CpuFastPath() if use_fast else contextlib.nullcontext()
+    bar = tqdm(total=len(todo), desc="probe", unit="pt", leave=False, file=sys.stderr) if progress and todo else None
     try:
         amp = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
         with preserve_module_state(model), torch.no_grad(), fast_mode, _full_fp32(device), amp:
@@ -367,11 +368,11 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
                     computed[i] = res
                 if st is not None and rows_out:
                     st.put_points(curve_id, rows_out)
-                if progress:
-                    n_done = len(computed)
-                    el = time.perf_counter() - t0
-                    print(f"  probe: {n_done}/{len(todo)} points ({el:.1f}s)", file=sys.stderr, flush=True)
+                if bar is not None:
+                    bar.update(len(chunk))
     finally:
+        if bar is not None:
+            bar.close()
         if owned:
             st.close()
 
