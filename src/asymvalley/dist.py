@@ -12,7 +12,7 @@ import os
 import torch
 import torch.distributed as dist
 
-__all__ = ["init_from_env", "rank_world", "is_main", "barrier", "all_reduce_sum"]
+__all__ = ["init_from_env", "rank_world", "is_main", "barrier", "all_reduce_sum", "finalize"]
 
 
 def init_from_env(device: str = "cpu") -> bool:
@@ -48,3 +48,15 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     if rank_world()[1] > 1:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def finalize() -> None:
+    """Leave the process group cleanly: wait for every rank, then destroy the group.
+
+    Without this, a rank that exits first can make a peer's gloo thread abort
+    (SIGABRT on a closed connection) while that peer is still shutting down.
+    """
+    if dist.is_available() and dist.is_initialized():
+        if dist.get_world_size() > 1:
+            dist.barrier()
+        dist.destroy_process_group()

@@ -62,13 +62,16 @@ def main(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=argv, prog_name="asymvalley", standalone_mode=False)
+        from ..dist import finalize
+
+        finalize()  # under torchrun: all ranks leave the process group together
     except UsageError as exc:
         fail(exc.message)
+    except (typer.Abort, KeyboardInterrupt):  # before `Exception`: Abort is a RuntimeError
+        fail("interrupted; rerun the same command with --resume to continue", 130)
     except Exception as exc:
         # click's usage errors (typer vendors click in recent releases): duck-typed
         if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
             fail(" ".join(exc.format_message().split()))
         raise
-    except (typer.Abort, KeyboardInterrupt):
-        fail("interrupted; rerun the same command with --resume to continue", 130)
     sys.exit(code if isinstance(code, int) else 0)
