@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ._validate import curve_split, restrict_finite
 from .asymmetry import Certificate, best_certificate, certificate, curve_slopes, prevalence
+from .interpolation import interpolation_bump
 from .neighborhood import NeighborhoodSummary, neighborhood_summary, project_out, sample_ball
 from .shift import ShiftGap, shift_gap
 from .theory import (
@@ -27,6 +28,7 @@ from .theory import (
 from .width import apparent_width
 
 __all__ = [
+    "interpolation_bump",
     "Certificate",
     "certificate",
     "best_certificate",

@@ -33,15 +33,8 @@ def interp_ts(points: int) -> list[float]:
 
 
 def interp_bump(ts: list[float], train_loss: list) -> dict:
-    """Bump along an interpolation: ``max_{t in [0,1]} L(t) - max(L(0), L(1))`` (None if a loss there is not finite)."""
-    vals = [(t, f) for t, f in zip(ts, train_loss) if 0.0 <= t <= 1.0]
-    l0 = next(f for t, f in vals if t == 0.0)
-    l1 = next(f for t, f in vals if t == 1.0)
-    finite = all(f is not None and math.isfinite(f) for _, f in vals)
-    if not finite:
-        return {"bump": None, "t_max": None, "train_loss_t0": l0, "train_loss_t1": l1, "finite": False}
-    t_max, f_max = max(vals, key=lambda tv: tv[1])
-    return {"bump": f_max - max(l0, l1), "t_max": t_max, "train_loss_t0": l0, "train_loss_t1": l1, "finite": True}
+    """Bump along an interpolation (`analysis.interpolation_bump`)."""
+    return analysis.interpolation_bump(ts, train_loss)
 
 
 def same_basin(res: dict) -> bool:
