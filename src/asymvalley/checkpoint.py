@@ -22,7 +22,7 @@ import torch.nn as nn
 
 from .errors import UsageError
 
-__all__ = ["atomic_write_bytes", "save_checkpoint", "read_checkpoint", "load_checkpoint", "sha256_file"]
+__all__ = ["atomic_write_bytes", "save_checkpoint", "read_checkpoint", "load_checkpoint", "sha256_file", "check_writable"]
 
 REQUIRED_KEYS = ("model", "model_kwargs", "dataset", "state_dict")
 
@@ -47,6 +47,23 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def check_writable(path: str | os.PathLike, option: str = "--out", directory: bool = False) -> None:
+    """One-line `UsageError` unless ``path`` (a file, or with ``directory`` a directory) can be created or written.
+
+    Checked before any work starts, so a bad ``--out`` never costs a finished
+    computation: the nearest existing ancestor must be a writable directory.
+    """
+    path = Path(path)
+    base = path if (directory and path.is_dir()) else path.parent
+    base = Path(os.path.abspath(base))
+    while not os.path.lexists(base) and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise UsageError(f"cannot write {option} {path}: {base} is not a directory; choose another {option}")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write {option} {path}: {base} is not writable; choose a writable {option}")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -94,6 +111,11 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     ckpt = safe_torch_load(path)
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
         raise UsageError(f"checkpoint {path} lacks the keys {', '.join(REQUIRED_KEYS)}; pass a checkpoint written by `asymvalley train`")
+    sd = ckpt["state_dict"]
+    if (not isinstance(ckpt["model"], str) or not isinstance(ckpt["dataset"], str) or not isinstance(ckpt["model_kwargs"], dict)
+            or not isinstance(sd, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in sd.items())):
+        raise UsageError(f"checkpoint {path} does not follow the checkpoint schema (model: str, model_kwargs: dict, dataset: str, "
+                         "state_dict: name -> tensor); pass a checkpoint written by `asymvalley train`")
     for name, t in ckpt["state_dict"].items():
         if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise UsageError(f"checkpoint {path} has non-finite values in {name!r}; the run diverged, use an earlier checkpoint")
@@ -104,7 +126,10 @@ def build_model(ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") ->
     """Rebuild the registered model of a checkpoint dict and load its weights (strict)."""
     from . import models
 
-    model = models.create(ckpt["model"], **ckpt["model_kwargs"])
+    try:
+        model = models.create(ckpt["model"], **ckpt["model_kwargs"])
+    except UsageError as exc:
+        raise UsageError(f"checkpoint {path}: {exc.message}") from None
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError:

@@ -17,7 +17,21 @@ register_dataset = DATASETS.register
 
 def load(name: str, **kwargs) -> DataSplits:
     """Load data set ``name``; unknown names raise an error listing the known ones."""
-    return DATASETS.get(name)(**kwargs)
+    import inspect
+
+    from ..errors import UsageError
+
+    factory = DATASETS.get(name)
+    try:
+        inspect.signature(factory).bind(**kwargs)
+    except TypeError:
+        raise UsageError(f"data set {name!r} does not take the options {sorted(kwargs)}; "
+                         f"it accepts: {', '.join(inspect.signature(factory).parameters) or 'none'}") from None
+    splits = factory(**kwargs)
+    for split in ("train", "test"):
+        if len(getattr(splits, f"{split}_x")) == 0:
+            raise UsageError(f"data set {name!r} has an empty {split} split; give it at least one sample")
+    return splits
 
 
 EMBEDDED = frozenset({"mnist1d", "digits", "synthetic", "teacher2", "synthetic-cifar"})

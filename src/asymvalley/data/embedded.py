@@ -31,8 +31,18 @@ def cache_dir() -> Path:
 def _mnist1d_arrays() -> dict[str, np.ndarray]:
     path = cache_dir() / "mnist1d.npz"
     if path.exists():
-        with np.load(path, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except Exception as exc:  # truncated, not a zip, pickled objects, ...: the cache is damaged
+            from ..errors import UsageError
+
+            raise UsageError(f"cached MNIST-1D file {path} is unreadable ({type(exc).__name__}); delete it and rerun to regenerate it") from None
+        if not {"x", "y", "x_test", "y_test"} <= set(arrays):
+            from ..errors import UsageError
+
+            raise UsageError(f"cached MNIST-1D file {path} lacks the arrays x, y, x_test, y_test; delete it and rerun to regenerate it")
+        return arrays
     from mnist1d.data import get_dataset_args, make_dataset
 
     raw = make_dataset(get_dataset_args())

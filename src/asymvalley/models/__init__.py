@@ -11,6 +11,7 @@ from typing import Callable
 
 import torch.nn as nn
 
+from ..errors import UsageError
 from ..registry import Registry
 
 __all__ = ["create", "names", "register_model", "default_dataset", "num_parameters", "MODELS"]
@@ -30,7 +31,14 @@ def register_model(name: str, default_dataset: str = "mnist1d") -> Callable:
 
 def create(name: str, input_shape: tuple[int, ...], num_classes: int, **kwargs) -> nn.Module:
     """Build model ``name`` for inputs of ``input_shape`` and ``num_classes`` outputs."""
-    return MODELS.get(name)(tuple(input_shape), int(num_classes), **kwargs)
+    factory = MODELS.get(name)
+    try:
+        return factory(tuple(input_shape), int(num_classes), **kwargs)
+    except UsageError:
+        raise
+    except (TypeError, ValueError, RuntimeError) as exc:  # wrong input shape or options: one line, not a traceback
+        raise UsageError(f"model {name!r} cannot be built for input_shape {tuple(input_shape)} with options {kwargs} "
+                         f"({type(exc).__name__}); pass the data set's input_shape and options the model accepts") from None
 
 
 def names(pattern: str = "*") -> list[str]:

@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 
 from .. import data as data_registry
 from .. import models as model_registry
-from ..checkpoint import build_model, read_checkpoint, atomic_write_bytes, atomic_write_text, safe_torch_load, save_checkpoint, torch_bytes
+from ..checkpoint import (atomic_write_bytes, atomic_write_text, build_model, check_writable, read_checkpoint, safe_torch_load,
+                          save_checkpoint, torch_bytes)
 from ..dist import barrier, init_from_env, rank_world
 from ..errors import UsageError
 from ..store import STORE_NAME, RunStore
@@ -61,8 +62,12 @@ def prepare_run(cfg: TrainConfig, out: str | Path, resume: bool) -> tuple[Path, 
     data = data_registry.load(cfg.dataset, **cfg.dataset_kwargs)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory; choose another path")
+    check_writable(out, "--out", directory=True)
     if resume:
-        stored = RunStore(out, create=False).get_meta("train_config") if (out / STORE_NAME).exists() else None
+        stored = None
+        if (out / STORE_NAME).exists():
+            with RunStore(out, create=False) as st:  # closed at once: an open connection leaves -wal/-shm files behind
+                stored = st.get_meta("train_config")
         if stored is not None and stored != cfg.to_dict():
             diff = sorted(k for k in stored if stored.get(k) != cfg.to_dict().get(k))
             raise UsageError(f"--resume with different settings than the run in {out} (differs in: {', '.join(diff)}); repeat the original command")
@@ -119,6 +124,8 @@ def run_training(cfg: TrainConfig, out: str | Path, resume: bool = False, progre
     state_path = out / "state.pt"
     if resume and state_path.exists():
         state = safe_torch_load(state_path, "training state")
+        if not isinstance(state, dict) or any(k not in state for k in ("epoch", "model", "optimizer", "swa", "history", "finals")):
+            raise UsageError(f"training state {state_path} is not an asymvalley training state; restore it, or delete it to restart the run")
         model.load_state_dict(state["model"])
         if state["epoch"] > cfg.epochs:  # in the SGD-after-SWA phase: fresh optimizer at constant lr
             optimizer = torch.optim.SGD(model.parameters(), lr=cfg.sgd_after_swa_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -126,6 +133,8 @@ def run_training(cfg: TrainConfig, out: str | Path, resume: bool = False, progre
         swa_model.load_state_dict(state["swa"])
         history, finals, start = json.loads(state["history"]), json.loads(state["finals"]), int(state["epoch"])
         log(f"resuming {out} after epoch {start} of {cfg.total_epochs}")
+        if main:  # killed between the commit point and the store / metrics.json writes: finish those writes
+            _sync_store(store, out, history, finals)
     elif not (ckpt_dir / "epoch_000.pt").exists():
         save("epoch_000", model.state_dict())
 
@@ -135,7 +144,7 @@ def run_training(cfg: TrainConfig, out: str | Path, resume: bool = False, progre
         lr = swa_learning_rate(epoch, cfg.lr, cfg.swa_lr, cfg.swa_start) if main_phase else cfg.sgd_after_swa_lr
         tr_loss, tr_acc = train_epoch(trained, optimizer, data, cfg.batch_size, epoch_generator(cfg.seed, epoch), lr, mem_fmt,
                                       shard=(rank, world))
-        if not math.isfinite(tr_loss):
+        if not math.isfinite(tr_loss) or not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
             bar.close()
             raise UsageError(f"training diverged in epoch {epoch + 1} (loss {tr_loss}); lower --lr and rerun; the last good weights are {ckpt_dir / f'epoch_{epoch:03d}.pt'}")
         if main_phase and epoch >= cfg.swa_start:
@@ -157,11 +166,7 @@ def run_training(cfg: TrainConfig, out: str | Path, resume: bool = False, progre
             state = {"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "swa": swa_model.state_dict(),
                      "history": json.dumps(history), "finals": json.dumps(finals)}
             atomic_write_bytes(state_path, torch_bytes(state))  # commit point of this epoch
-            with store.transaction() as conn:
-                store.put_unit("epoch", f"{epoch + 1:04d}", row, conn=conn)
-                for name, m in finals.items():
-                    store.put_unit("final", name, m, conn=conn)
-            atomic_write_text(out / "metrics.json", json.dumps({"epochs": history, "final": finals}, indent=1))
+            _sync_store(store, out, history, finals)
         barrier()
         bar.set_postfix(lr=f"{lr:.3g}", loss=f"{tr_loss:.3f}", test_acc=f"{te_acc:.3f}")
         bar.update(1)
@@ -169,6 +174,22 @@ def run_training(cfg: TrainConfig, out: str | Path, resume: bool = False, progre
     if main:
         store.close()
     return {"epochs": history, "final": finals}
+
+
+def _sync_store(store: RunStore, out: Path, history: list[dict[str, Any]], finals: dict[str, dict[str, float]]) -> None:
+    """Record in the store the epochs and final metrics it lacks (a finished unit is never rewritten), then
+    ``metrics.json``. Idempotent: called after each commit of ``state.pt`` and again on resume."""
+    with store.transaction() as conn:
+        for row in history:
+            if not store.has_unit("epoch", f"{row['epoch']:04d}"):
+                store.put_unit("epoch", f"{row['epoch']:04d}", row, conn=conn)
+        for name, m in finals.items():
+            if not store.has_unit("final", name):
+                store.put_unit("final", name, m, conn=conn)
+    text = json.dumps({"epochs": history, "final": finals}, indent=1)
+    path = out / "metrics.json"
+    if not (path.is_file() and path.read_text(encoding="utf-8") == text):
+        atomic_write_text(path, text)
 
 
 def _finish_swa(model: nn.Module, swa_model: AveragedModel, data, cfg: TrainConfig, save: Callable) -> dict[str, dict[str, float]]:
