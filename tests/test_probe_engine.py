@@ -261,7 +261,7 @@ def test_store_resume_does_not_recompute(ds, tmp_path):
     st.close()
     m.calls = 0
     res = probe.curve(m, ds, u, alphas, loss_fn=F.cross_entropy, store=tmp_path, chunk_points=2, batch_size=256, curve_id="c1")
-    assert m.calls == 2 * (11 - 6)  # only the unfinished points were evaluated
+    assert m.calls == 2 * (11 - 6) + 1  # only the unfinished points were evaluated (+1: the two-sample input check)
     ref = probe.curve(m, ds, u, alphas, batch_size=256)
     assert res["splits"]["test"]["loss"] == pytest.approx(ref["splits"]["test"]["loss"], rel=1e-7)
     # derived curve ids: same config -> same id, different config -> different id

@@ -124,6 +124,26 @@ def resolve_data(data: Any, splits: Sequence[str], device: torch.device) -> list
     raise UsageError(f"data must be a DataSplits, a dict of split -> (x, y) or split -> DataLoader, not {type(data).__name__}")
 
 
+def _check_model_runs(model: nn.Module, sd: SplitData, device: torch.device) -> None:
+    """One forward pass on two samples, so that wrong input shapes or labels fail with one clear line."""
+    x, y = sd.prepare(sd.x[:2]), sd.y[:2]
+    if len(sd.x) == 0:
+        raise UsageError(f"split {sd.name!r} is empty; pass at least one sample")
+    try:
+        with preserve_module_state(model), torch.no_grad():
+            model.eval()
+            out = model(x)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"the model cannot run on split {sd.name!r} (inputs of shape {tuple(sd.x.shape[1:])}): {first}; "
+                         "pass data shaped like the model's training inputs") from None
+    if y.is_floating_point() or out.dim() != 2:  # regression or a custom loss: nothing more to check
+        return
+    if sd.y.numel() and (int(sd.y.min()) < 0 or int(sd.y.max()) >= out.shape[1]):
+        raise UsageError(f"labels of split {sd.name!r} must lie in [0, {out.shape[1] - 1}] for a model with {out.shape[1]} outputs; "
+                         "check the labels or the model's number of classes")
+
+
 def _channels_last(prepare: Callable) -> Callable:
     def wrapped(x: torch.Tensor) -> torch.Tensor:
         x = prepare(x)
@@ -324,7 +344,7 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
         for i, v in by_idx.items():
             if all(s in v for s in split_names) and (not slopes or all(v[s][2] is not None for s in split_names)):
                 done[i] = v
-        if distributed.is_main():
+        if distributed.is_main() and not st.has_unit("curve", curve_id):
             st.put_unit("curve", curve_id, {"splits": split_names, "bn": policy.name, "points": len(coords),
                                             "directions": [d.describe() for d in directions], "coords": coords})
 
@@ -340,6 +360,7 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
     fast_mode = CpuFastPath() if use_fast else contextlib.nullcontext()
     bar = tqdm(total=len(todo), desc="probe", unit="pt", leave=False, file=sys.stderr) if progress and todo else None
     try:
+        _check_model_runs(model, split_data[0], device)
         amp = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
         with preserve_module_state(model), torch.no_grad(), fast_mode, _full_fp32(device), amp:
             model.eval()
