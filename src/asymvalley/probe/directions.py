@@ -137,7 +137,7 @@ def _randn_like_space(space: ParamSpace, seed: int | None) -> dict[str, torch.Te
 
 
 def _unit(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    norm = math.sqrt(sum(float(v.double().pow(2).sum()) for v in tensors.values()))
+    norm = math.sqrt(sum(float(v.detach().double().pow(2).sum()) for v in tensors.values()))
     if norm == 0.0:
         raise UsageError("the direction is zero everywhere; choose end points that differ or another kind")
     return {k: v / norm for k, v in tensors.items()}
