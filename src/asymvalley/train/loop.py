@@ -34,9 +34,13 @@ def train_batches(data: DataSplits, batch_size: int, gen: torch.Generator, augme
     x, y = data.train_x, data.train_y
     rank, world = shard
     perm = torch.randperm(x.shape[0], generator=gen).to(x.device)
+    raw = x.dtype != torch.uint8 and not augment  # float data, no augmentation: batches are plain slices
     for start in range(0, x.shape[0], batch_size):
-        idx = perm[start:start + batch_size][rank::world]
-        yield data.prepare(x[idx], train_augment=augment, generator=gen), y[idx]
+        idx = perm[start:start + batch_size]
+        if world > 1:
+            idx = idx[rank::world]
+        xb = x[idx]
+        yield (xb if raw else data.prepare(xb, train_augment=augment, generator=gen)), y[idx]
 
 
 def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: DataSplits, batch_size: int,
@@ -50,14 +54,16 @@ def train_epoch(model: nn.Module, optimizer: torch.optim.Optimizer, data: DataSp
     loss_sum = torch.zeros((), device=data.train_x.device)
     correct = torch.zeros((), device=data.train_x.device, dtype=torch.long)
     n = 0
-    for xb, yb in train_batches(data, batch_size, gen, shard=shard):
-        out = model(xb.contiguous(memory_format=memory_format) if xb.dim() == 4 else xb)
+    to_format = memory_format != torch.contiguous_format
+    for xb, yb in train_batches(data, batch_size, gen, augment=data.augment is not None, shard=shard):
+        out = model(xb.contiguous(memory_format=memory_format) if to_format else xb)
         loss = F.cross_entropy(out, yb)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        loss_sum += loss.detach() * yb.shape[0]
-        correct += (out.detach().argmax(1) == yb).sum()
+        with torch.no_grad():
+            loss_sum.add_(loss, alpha=yb.shape[0])
+            correct.add_(out.argmax(1).eq(yb).sum())
         n += yb.shape[0]
     if shard[1] > 1:
         from ..dist import all_reduce_sum
