@@ -1,6 +1,5 @@
 """Definitions 1 and 2: known-answer and property tests for analysis.asymmetry."""
 
-import math
 
 import numpy as np
 import pytest

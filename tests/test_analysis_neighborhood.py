@@ -1,6 +1,5 @@
 """Assumption 2: ball sampling, projection and the neighbourhood certificate."""
 
-import math
 
 import numpy as np
 import pytest

@@ -4,7 +4,6 @@ bitwise-identical regeneration, lock, and the `paper` preset's offline message."
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 

@@ -12,7 +12,6 @@ import torch
 
 import asymvalley as av
 from asymvalley import models
-from asymvalley.checkpoint import save_checkpoint
 from asymvalley.probe import Direction
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "asymvalley"

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
-from ._validate import as_alphas, as_finite, as_positive, as_values
+from ._validate import as_alphas, as_positive, as_values
 
 __all__ = ["ShiftGap", "shift_gap", "xi_at"]
 

@@ -9,7 +9,7 @@ def register(app: typer.Typer) -> None:
     @app.command("models")
     def models_command(pattern: str = typer.Argument("*", help="glob over model names, e.g. 'resnet*'")) -> None:
         """List registered models, the data set each is sized for, and its parameter count d."""
-        from .. import data, models
+        from .. import models
 
         shapes = {"mnist1d": ((1, 40), 10), "digits": ((1, 8, 8), 10), "cifar10": ((3, 32, 32), 10)}
         typer.echo(f"{'model':<16} {'dataset':<10} {'parameters':>12}")

@@ -13,7 +13,6 @@ variables are set (gloo on CPU, nccl on CUDA) and is a no-op otherwise.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch.distributed as dist

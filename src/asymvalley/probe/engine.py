@@ -42,9 +42,7 @@ import hashlib
 import json
 import math
 import sys
-import time
-from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -57,99 +55,10 @@ from . import distributed
 from .bn import BNPolicy, bn_modules, parse_bn, recalibrated_buffers, recalibration_subset
 from .directions import Direction
 from .fastpath import CpuFastPath
+from .inputs import SplitData, channels_last, check_model_runs, resolve_data
 from .space import ParamSpace, preserve_module_state, tensors_digest
 
 __all__ = ["evaluate", "resolve_data", "default_batch_size", "curve_key", "SplitData"]
-
-
-# ---------------------------------------------------------------------------------
-# data
-# ---------------------------------------------------------------------------------
-@dataclass
-class SplitData:
-    name: str
-    x: torch.Tensor
-    y: torch.Tensor
-    prepare: Callable[[torch.Tensor], torch.Tensor]
-
-
-def _identity(x: torch.Tensor) -> torch.Tensor:
-    return x
-
-
-def _materialise(loader: Iterable, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    xs, ys = [], []
-    for batch in loader:
-        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-            raise UsageError(f"split {name!r}: the DataLoader must yield (x, y) batches")
-        xs.append(batch[0])
-        ys.append(batch[1])
-    if not xs:
-        raise UsageError(f"split {name!r} is empty; give it at least one sample")
-    return torch.cat(xs), torch.cat(ys)
-
-
-def resolve_data(data: Any, splits: Sequence[str], device: torch.device) -> list[SplitData]:
-    """Turn a `DataSplits`, ``{split: (x, y)}`` or ``{split: DataLoader}`` into resident tensors."""
-    from ..data.base import DataSplits
-
-    if isinstance(splits, str):
-        splits = [s for s in splits.split(",") if s]
-    splits = list(splits)
-    if not splits:
-        raise UsageError("no splits requested; pass e.g. splits=('train', 'test')")
-    if len(set(splits)) != len(splits):
-        raise UsageError(f"splits {splits} repeat a name; list each split once")
-    out = []
-    if isinstance(data, DataSplits):
-        for s in splits:
-            if s not in ("train", "test"):
-                raise UsageError(f"unknown split {s!r}; known splits: train, test")
-            x, y = data.split(s)
-            out.append(SplitData(s, x.to(device), y.to(device), data.prepare))
-        return out
-    if isinstance(data, Mapping):
-        for s in splits:
-            if s not in data:
-                raise UsageError(f"unknown split {s!r}; known splits: {', '.join(map(str, data))}")
-            v = data[s]
-            if isinstance(v, (tuple, list)) and len(v) == 2 and torch.is_tensor(v[0]):
-                x, y = v
-            else:
-                x, y = _materialise(v, s)
-            if len(x) != len(y) or len(x) == 0:
-                raise UsageError(f"split {s!r} has {len(x)} inputs and {len(y)} targets; give equal, non-zero counts")
-            out.append(SplitData(s, x.to(device), y.to(device), _identity))
-        return out
-    raise UsageError(f"data must be a DataSplits, a dict of split -> (x, y) or split -> DataLoader, not {type(data).__name__}")
-
-
-def _check_model_runs(model: nn.Module, sd: SplitData, device: torch.device) -> None:
-    """One forward pass on two samples, so that wrong input shapes or labels fail with one clear line."""
-    x, y = sd.prepare(sd.x[:2]), sd.y[:2]
-    if len(sd.x) == 0:
-        raise UsageError(f"split {sd.name!r} is empty; pass at least one sample")
-    try:
-        with preserve_module_state(model), torch.no_grad():
-            model.eval()
-            out = model(x)
-    except (RuntimeError, ValueError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"the model cannot run on split {sd.name!r} (inputs of shape {tuple(sd.x.shape[1:])}): {first}; "
-                         "pass data shaped like the model's training inputs") from None
-    if y.is_floating_point() or out.dim() != 2:  # regression or a custom loss: nothing more to check
-        return
-    if sd.y.numel() and (int(sd.y.min()) < 0 or int(sd.y.max()) >= out.shape[1]):
-        raise UsageError(f"labels of split {sd.name!r} must lie in [0, {out.shape[1] - 1}] for a model with {out.shape[1]} outputs; "
-                         "check the labels or the model's number of classes")
-
-
-def _channels_last(prepare: Callable) -> Callable:
-    def wrapped(x: torch.Tensor) -> torch.Tensor:
-        x = prepare(x)
-        return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
-
-    return wrapped
 
 
 def default_batch_size(device: torch.device) -> int:
@@ -295,7 +204,7 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
     split_data = resolve_data(data, splits, device)
     split_names = [s.name for s in split_data]
     if device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
-        split_data = [dataclasses.replace(sd, prepare=_channels_last(sd.prepare)) for sd in split_data]
+        split_data = [dataclasses.replace(sd, prepare=channels_last(sd.prepare)) for sd in split_data]
 
     space.to(device)
     dirs = [{n: t.to(device) for n, t in d.tensors.items()} for d in directions]
@@ -360,7 +269,7 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
     fast_mode = CpuFastPath() if use_fast else contextlib.nullcontext()
     bar = tqdm(total=len(todo), desc="probe", unit="pt", leave=False, file=sys.stderr) if progress and todo else None
     try:
-        _check_model_runs(model, split_data[0], device)
+        check_model_runs(model, split_data[0], device)
         amp = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
         with preserve_module_state(model), torch.no_grad(), fast_mode, _full_fp32(device), amp:
             model.eval()
