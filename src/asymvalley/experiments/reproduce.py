@@ -19,6 +19,7 @@ from typing import Callable, Iterator
 from tqdm.auto import tqdm
 
 from .. import data as data_registry
+from ..checkpoint import check_writable
 from ..errors import UsageError
 from ..store import STORE_NAME, RunStore
 from . import EXPERIMENTS, experiment_order
@@ -55,6 +56,8 @@ def _check_only(only: list[str] | None) -> list[str] | None:
 
 
 def _check_out(out: Path, preset_name: str) -> None:
+    if not out.is_file():  # (an existing file gets the message below)
+        check_writable(out, "--out", directory=True)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory; choose another path")
     if out.exists() and any(p.name != ".lock" for p in out.iterdir()) and not (out / STORE_NAME).exists():
@@ -64,11 +67,7 @@ def _check_out(out: Path, preset_name: str) -> None:
             prev = store.get_meta("preset")
         if prev is not None and prev != preset_name:
             raise UsageError(f"{out} holds a '{prev}' reproduction; rerun with --preset {prev} to resume it, or choose a new --out")
-    parent = out if out.exists() else out.parent
-    while not parent.exists():
-        parent = parent.parent
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"cannot write to {parent}; choose a writable --out")
+
 
 
 def reproduce(preset_name: str, out: str | os.PathLike, only: list[str] | None = None, progress: bool = True,
