@@ -63,7 +63,7 @@ def curve(model: nn.Module, data: Any, direction: Direction, alphas: Sequence[fl
     alphas = _check_alphas(alphas)
     res = evaluate(model, data, [direction], [[a] for a in alphas], splits=splits, bn=bn, slopes=slopes, loss_fn=loss_fn,
                    batch_size=batch_size, store=store, **kwargs)
-    out = {"direction": direction.describe(), "bn": res["bn"], **({"autocast": res["autocast"]} if "autocast" in res else {}), "alphas": alphas, "splits": res["splits"]}
+    out = {"direction": direction.describe(), "bn": res["bn"], **({"autocast": res["autocast"]} if "autocast" in res else {}), "kernels": res["kernels"], "alphas": alphas, "splits": res["splits"]}
     if "curve_id" in res:
         out["curve_id"] = res["curve_id"]
     return out
@@ -73,15 +73,16 @@ def plane(model: nn.Module, data: Any, directions: Sequence[Direction], alphas: 
           splits: Sequence[str] = ("train", "test"), bn: str | BNPolicy = "eval", loss_fn: Callable = F.cross_entropy,
           batch_size: int | None = None, store: Any = None, **kwargs: Any) -> dict[str, Any]:
     """A 2-D surface at ``w + alpha * u + beta * v``; ``loss[i][j]`` is at ``(alphas[i], betas[j])``."""
-    if len(directions) != 2:
-        raise UsageError(f"a plane needs exactly 2 directions, got {len(directions)}")
+    if isinstance(directions, Direction) or len(directions) != 2:
+        got = 1 if isinstance(directions, Direction) else len(directions)
+        raise UsageError(f"a plane needs exactly 2 directions as a list [u, v], got {got}")
     alphas, betas = _check_alphas(alphas), _check_alphas(betas, "betas")
     coords = [[a, b] for a in alphas for b in betas]
     res = evaluate(model, data, list(directions), coords, splits=splits, bn=bn, slopes=False, loss_fn=loss_fn,
                    batch_size=batch_size, store=store, **kwargs)
     nb = len(betas)
     grid = {s: {k: [v[i * nb:(i + 1) * nb] for i in range(len(alphas))] for k, v in d.items()} for s, d in res["splits"].items()}
-    out = {"directions": [d.describe() for d in directions], "bn": res["bn"], **({"autocast": res["autocast"]} if "autocast" in res else {}), "alphas": alphas, "betas": betas, "splits": grid}
+    out = {"directions": [d.describe() for d in directions], "bn": res["bn"], **({"autocast": res["autocast"]} if "autocast" in res else {}), "kernels": res["kernels"], "alphas": alphas, "betas": betas, "splits": grid}
     if "curve_id" in res:
         out["curve_id"] = res["curve_id"]
     return out
@@ -98,7 +99,7 @@ def points(model: nn.Module, data: Any, directions: Sequence[Direction], coords:
         raise UsageError("no points given; pass at least one coordinate row")
     res = evaluate(model, data, list(directions), coords, splits=splits, bn=bn, slopes=slopes, loss_fn=loss_fn,
                    batch_size=batch_size, store=store, **kwargs)
-    out = {"directions": [d.describe() for d in directions], "bn": res["bn"], **({"autocast": res["autocast"]} if "autocast" in res else {}), "coords": coords, "splits": res["splits"]}
+    out = {"directions": [d.describe() for d in directions], "bn": res["bn"], **({"autocast": res["autocast"]} if "autocast" in res else {}), "kernels": res["kernels"], "coords": coords, "splits": res["splits"]}
     if "curve_id" in res:
         out["curve_id"] = res["curve_id"]
     return out

@@ -19,9 +19,13 @@ How the engine batches
   sufficient statistics ``(sum of losses, correct, count)`` accumulated in
   float64; `_compute` finishes them. Memory is independent of the number of
   points: only three numbers per split and point are kept.
-* **CPU kernels**: on CPU the sweep runs under `CpuFastPath` (1-D convolutions
-  as channels-last 2-D convolutions or im2col products, eval-mode BatchNorm
-  as one ``addcmul``), the same mathematics with faster kernels.
+* **CPU kernels**: without slopes, a model that is a chain of Linear/Conv/BN/ReLU
+  layers is evaluated through `asymvalley.probe.fused` (BN folded into the
+  layer, bias and ReLU fused into one oneDNN kernel, activations channels-last,
+  loss and accuracy from one pass over the logits), after checking it against
+  the module's own forward at the centre. Other CPU models with 1-D
+  convolutions or BatchNorm run under `CpuFastPath`. Same mathematics, faster
+  kernels; ``fast=False`` turns both off.
 * **Slopes** ``d/dl L(w + l u)`` come from one forward-mode pass
   (`torch.func.jvp`) over the same sweep, giving loss and derivative together.
 * **Chunks**: points are computed in chunks; with a store each finished chunk
@@ -55,6 +59,7 @@ from . import distributed
 from .bn import BNPolicy, bn_modules, parse_bn, recalibrated_buffers, recalibration_subset
 from .directions import Direction
 from .fastpath import CpuFastPath
+from .fused import BoundChain, FusedChain, compile_chain, cross_entropy_stats
 from .inputs import SplitData, channels_last, check_model_runs, resolve_data
 from .space import ParamSpace, preserve_module_state, tensors_digest
 
@@ -118,6 +123,57 @@ class _Sweep(nn.Module):
         return loss, corr
 
 
+def _batch_stats(out: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> tuple[torch.Tensor, torch.Tensor]:
+    if loss_fn is F.cross_entropy and not y.is_floating_point() and out.dim() == 2:
+        return cross_entropy_stats(out, y)
+    return _update(out, y, loss_fn)
+
+
+def _fused_chunk(chain: FusedChain, bounds: Sequence[BoundChain], plan: list, n_splits: int, loss_fn: Callable,
+                 center: Mapping[str, torch.Tensor], dirs: Sequence[Mapping[str, torch.Tensor]] | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per point of a chunk, per-split (loss sum, correct) over the plan with bound fused chains.
+
+    With ``dirs`` the batches are the outer loop: the first layer is computed at the centre
+    and along each direction once per batch (`FusedChain.head_terms`, kept in cache) and each
+    point is finished from those terms; otherwise each point sweeps the batches in turn.
+    """
+    loss = torch.zeros(len(bounds), n_splits, dtype=torch.float64)
+    corr = torch.zeros(len(bounds), n_splits, dtype=torch.float64)
+    if dirs is None:
+        for p, bound in enumerate(bounds):
+            for s, x, y, prep in plan:
+                ls, c = _batch_stats(bound(prep(x)), y, loss_fn)
+                loss[p, s] += ls
+                corr[p, s] += c
+    else:
+        for s, x, y, prep in plan:
+            xb = prep(x)
+            terms = [chain.head_terms(xb, center)] + [chain.head_terms(xb, d) for d in dirs]
+            for p, bound in enumerate(bounds):
+                ls, c = _batch_stats(bound.from_terms(terms), y, loss_fn)
+                loss[p, s] += ls
+                corr[p, s] += c
+    return [(loss[p], corr[p]) for p in range(len(bounds))]
+
+
+def _try_fused(model: nn.Module, space: ParamSpace, buffers: Mapping[str, torch.Tensor], sample: torch.Tensor) -> FusedChain | None:
+    """A fused chain for ``model`` if it recognises the architecture *and* reproduces the module's
+    forward at the centre on ``sample`` (float32 rounding); otherwise ``None`` (generic path)."""
+    try:
+        chain = compile_chain(model, tuple(sample.shape[1:]), device=sample.device)
+        if chain is None:
+            return None
+        with torch.no_grad():
+            ref = functional_call(model, (space.center, dict(buffers)), (sample,), strict=False)
+            got = chain.bind(space.center, buffers)(sample)
+        scale = float(ref.abs().max()) if ref.numel() else 0.0
+        if got.shape != ref.shape or not torch.allclose(got, ref, rtol=1e-4, atol=1e-5 * max(scale, 1.0)):
+            return None
+        return chain
+    except Exception:  # an unusual layer configuration: the generic path handles it
+        return None
+
+
 @contextlib.contextmanager
 def _full_fp32(device: torch.device):
     """Disable TF32 on CUDA for the duration (cuDNN convolutions default to TF32, which is not float32-exact)."""
@@ -163,11 +219,15 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
              autocast: str | None = None) -> dict[str, Any]:
     """Evaluate ``splits`` at every point ``w + sum_i coords[p][i] * directions[i]``.
 
-    ``fast`` (default: on for CPU models with Conv1d or BatchNorm) evaluates through `asymvalley.probe.fastpath.CpuFastPath`.
+    ``fast`` (default ``None``: on where it pays, CPU only; ``False`` turns it off) evaluates
+    chains of Linear/Conv/BN/ReLU layers without slopes through `asymvalley.probe.fused`
+    (a first layer with a large fan-in is computed once per batch and direction for a chunk
+    of ``chunk_points`` points, not once per point), and other models with Conv1d or BatchNorm under
+    `asymvalley.probe.fastpath.CpuFastPath`.
     ``autocast`` (``"bf16"`` or ``"fp16"``, CUDA only) runs the forward passes under
     `torch.autocast` (losses still accumulate in fp32); it is recorded in the result and
     the store key. On CUDA, conv nets get ``channels_last`` input batches.
-    Returns ``{"splits": {name: {"loss": [...], "accuracy": [...], ("slope": [...])}}, "bn": ..., "curve_id": ...}``
+    Returns ``{"splits": {name: {"loss": [...], "accuracy": [...], ("slope": [...])}}, "bn": ..., "kernels": ..., "curve_id": ...}``
     with one entry per point. ``slopes=True`` adds ``d/dl L(w + l u_0)`` along the first direction.
     """
     if not isinstance(model, nn.Module):
@@ -263,9 +323,18 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
     u0 = {"model." + n: t for n, t in dirs[0].items()} if slopes else None
 
     computed: dict[int, dict[str, tuple]] = {}
+    chain = None
+    if fast is not False and device.type == "cpu" and not slopes:
+        with preserve_module_state(model):
+            model.eval()
+            sample = split_data[0].prepare(split_data[0].x[:64])
+            chain = _try_fused(model, space, buffers, sample)
     if fast is None:  # only where it pays: 1-D convolutions or BatchNorm on CPU (the mode costs a few us per op)
         fast = device.type == "cpu" and any(isinstance(mod, (nn.Conv1d, nn.modules.batchnorm._BatchNorm)) for mod in model.modules())
-    use_fast = bool(fast)
+    use_fast = bool(fast) and chain is None
+    # the first layer once per batch and direction instead of once per batch and point, where that saves
+    # work: its products cost fan_in multiply-adds per output, the reuse one add per direction plus BN/ReLU
+    reuse = chain is not None and chain.head_reusable and chain.head_fan_in >= 8 * (1 + len(dirs)) and chunk_points > 1 + len(dirs)
     fast_mode = CpuFastPath() if use_fast else contextlib.nullcontext()
     bar = tqdm(total=len(todo), desc="probe", unit="pt", leave=False, file=sys.stderr) if progress and todo else None
     try:
@@ -276,19 +345,34 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
             for c0 in range(0, len(todo), chunk_points):
                 chunk = todo[c0:c0 + chunk_points]
                 rows_out = []
-                for i in chunk:
-                    params = {"model." + n: t for n, t in space.point(dirs, coords[i]).items()}
-                    bufs = prefixed_buffers
-                    if recal:
-                        bufs = recalibrated_buffers(sweep, params, prefixed_buffers, recal_plan)
-                    if slopes:
-                        def f(p):
-                            return functional_call(sweep, (p, bufs), (plan,), strict=False)
-                        (loss, corr), (dloss, _) = jvp(f, (params,), (u0,))
-                        slope_sum = dloss.detach()
-                    else:
-                        loss, corr = functional_call(sweep, (params, bufs), (plan,), strict=False)
+                fused_stats = None
+                if chain is not None:
+                    bounds = []
+                    for i in chunk:
+                        params = space.point(dirs, coords[i])
+                        bufs = buffers
+                        if recal:
+                            pre = recalibrated_buffers(sweep, {"model." + n: t for n, t in params.items()}, prefixed_buffers, recal_plan)
+                            bufs = {n[6:]: t for n, t in pre.items()}
+                        bounds.append(chain.bind(params, bufs, coords[i]))
+                    fused_stats = _fused_chunk(chain, bounds, plan, len(split_data), loss_fn, space.center, dirs if reuse else None)
+                for k, i in enumerate(chunk):
+                    if fused_stats is not None:
+                        loss, corr = fused_stats[k]
                         slope_sum = torch.full_like(loss, float("nan"))
+                    else:
+                        params = {"model." + n: t for n, t in space.point(dirs, coords[i]).items()}
+                        bufs = prefixed_buffers
+                        if recal:
+                            bufs = recalibrated_buffers(sweep, params, prefixed_buffers, recal_plan)
+                        if slopes:
+                            def f(p):
+                                return functional_call(sweep, (p, bufs), (plan,), strict=False)
+                            (loss, corr), (dloss, _) = jvp(f, (params,), (u0,))
+                            slope_sum = dloss.detach()
+                        else:
+                            loss, corr = functional_call(sweep, (params, bufs), (plan,), strict=False)
+                            slope_sum = torch.full_like(loss, float("nan"))
                     stats = torch.stack([loss.detach().cpu(), corr.detach().cpu(), counts, slope_sum.cpu()], dim=1)
                     res = {}
                     for si, s in enumerate(split_names):
@@ -319,7 +403,8 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
         if slopes:
             entry["slope"] = [done[i][s][2] for i in range(len(coords))]
         out[s] = entry
-    result = {"bn": policy.name, "splits": out}
+    kernels = ("fused+head-reuse" if reuse else "fused") if chain is not None else ("cpu-fastpath" if use_fast else "generic")
+    result = {"bn": policy.name, "kernels": kernels, "splits": out}
     if autocast:
         result["autocast"] = autocast
     if st is not None:

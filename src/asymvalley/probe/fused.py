@@ -1,0 +1,346 @@
+"""Fused CPU evaluation of feed-forward networks at a weight point (design §6).
+
+Probing evaluates the *same* network at many weight points, so what pays is
+making one eval-mode forward pass cheap. For models that are a chain of
+``Linear``/``Conv1d``/``Conv2d`` layers with optional eval-mode ``BatchNorm``,
+``ReLU``, ``Flatten``, ``Dropout`` and ``Identity`` (nested ``nn.Sequential``
+allowed), `compile_chain` builds a plan that, per point,
+
+* folds each eval-mode BatchNorm into the preceding layer
+  (``W' = W * gamma / sqrt(var + eps)``, ``b' = (b - mean) * gamma / sqrt(var + eps) + beta``),
+* runs every layer as one oneDNN kernel with bias and ReLU fused
+  (``mkldnn._convolution_pointwise`` / ``mkldnn._linear_pointwise``, the kernels
+  PyTorch's own CPU compiler emits), activations kept channels-last,
+* runs a first convolution with ``C_in * k <= 16`` as one im2col product,
+* flattens channels-last activations without a copy by permuting the columns of
+  the following ``Linear`` instead.
+
+Same mathematics as the module's ``forward``; the results agree with it to
+float32 rounding. A chain is only used after `FusedChain.matches` has compared
+it with the module on real inputs; anything it does not recognise (another
+layer type, a custom ``forward``, forward hooks, grouped or dilated
+convolutions) makes `compile_chain` return ``None`` and the engine uses the generic path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Mapping, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["compile_chain", "FusedChain", "BoundChain", "cross_entropy_stats", "fused_ops_available"]
+
+_BN = nn.modules.batchnorm._BatchNorm
+
+
+def fused_ops_available() -> bool:
+    """True when this torch build has the fused oneDNN CPU kernels."""
+    try:
+        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise") \
+            and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+    except Exception:  # pragma: no cover - exotic builds
+        return False
+
+
+@dataclass
+class _Layer:
+    kind: str                 # "linear", "conv1d" or "conv2d"
+    name: str                 # qualified module name ("" prefix ready: "0.", "features.3.")
+    module: nn.Module
+    bn: str | None = None     # qualified name of a folded BatchNorm
+    bn_module: nn.Module | None = None
+    relu: bool = False
+
+
+@dataclass
+class _Flatten:
+    shape: tuple[int, ...] = ()  # the input's shape without the batch dimension (set by compile_chain)
+
+
+def _leaves(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]] | None:
+    """The modules ``module.forward`` calls, in order, if it is a plain (nested) ``nn.Sequential``."""
+    if isinstance(module, nn.Sequential):
+        if type(module).forward is not nn.Sequential.forward:
+            return None
+        out: list[tuple[str, nn.Module]] = []
+        for name, child in module.named_children():
+            sub = _leaves(child, f"{prefix}{name}.")
+            if sub is None:
+                return None
+            out += sub
+        return out
+    return [(prefix, module)]
+
+
+def _has_hooks(model: nn.Module) -> bool:
+    """Forward hooks see (and may change) activations the fused path never materialises."""
+    g = nn.modules.module
+    if g._global_forward_hooks or g._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+def _conv_ok(m: nn.Module) -> bool:
+    return (m.groups == 1 and not isinstance(m.padding, str) and m.padding_mode == "zeros"
+            and all(int(d) == 1 for d in m.dilation))
+
+
+def compile_chain(model: nn.Module, input_shape: tuple[int, ...] | None = None,
+                  device: torch.device | str = "cpu") -> "FusedChain | None":
+    """A `FusedChain` for ``model`` (in eval mode) or ``None`` where it is not a chain of supported layers.
+
+    ``input_shape`` (one sample's shape) is needed when a ``Flatten`` follows a convolution.
+    """
+    if not fused_ops_available() or _has_hooks(model):
+        return None
+    leaves = _leaves(model, "")
+    if not leaves:
+        return None
+    steps: list = []
+    for name, m in leaves:
+        exact = type(m)
+        if exact is nn.Linear:
+            steps.append(_Layer("linear", name, m))
+        elif exact in (nn.Conv1d, nn.Conv2d):
+            if not _conv_ok(m):
+                return None
+            steps.append(_Layer("conv1d" if exact is nn.Conv1d else "conv2d", name, m))
+        elif exact in (nn.BatchNorm1d, nn.BatchNorm2d):
+            last = steps[-1] if steps else None
+            if (not isinstance(last, _Layer) or last.bn is not None or last.relu or not m.track_running_stats
+                    or m.running_mean is None or (exact is nn.BatchNorm2d) != (last.kind == "conv2d")):
+                return None
+            last.bn, last.bn_module = name, m
+        elif exact is nn.ReLU:
+            last = steps[-1] if steps else None
+            if not isinstance(last, _Layer) or last.relu:
+                return None
+            last.relu = True
+        elif exact is nn.Flatten:
+            if m.start_dim != 1 or m.end_dim != -1:
+                return None
+            steps.append(_Flatten())
+        elif exact in (nn.Identity, nn.Dropout):
+            continue  # eval mode: identity
+        else:
+            return None
+    if not any(isinstance(s, _Layer) for s in steps):
+        return None
+    if input_shape is not None:
+        x = torch.zeros(1, *input_shape, device=device)
+        flats = iter([s for s in steps if isinstance(s, _Flatten)])
+        with torch.no_grad():
+            for _, m in leaves:
+                if isinstance(m, nn.Flatten):
+                    next(flats).shape = tuple(x.shape[1:])
+                x = m(x)
+    return FusedChain(steps)
+
+
+def _bn_affine(layer: _Layer, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor]):
+    """(scale, shift) of ``layer``'s eval-mode BatchNorm at the point: ``bn(z) = z * scale + shift``."""
+    bn = layer.bn_module
+    mean, var = buffers[layer.bn + "running_mean"], buffers[layer.bn + "running_var"]
+    scale = torch.rsqrt(var + bn.eps)
+    if bn.affine:
+        scale = scale * params[layer.bn + "weight"]
+    shift = -mean * scale
+    if bn.affine:
+        shift = shift + params[layer.bn + "bias"]
+    return scale, shift
+
+
+def _fold(layer: _Layer, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor]):
+    """(weight, bias) of ``layer`` at the point, with its eval-mode BatchNorm folded in:
+    ``W' = W * scale``, ``b' = b * scale + shift``."""
+    w = params[layer.name + "weight"]
+    b = params[layer.name + "bias"] if layer.module.bias is not None else None
+    if layer.bn is None:
+        return w, b
+    scale, shift = _bn_affine(layer, params, buffers)
+    return w * scale.view((-1,) + (1,) * (w.dim() - 1)), (shift if b is None else torch.addcmul(shift, b, scale))
+
+
+class FusedChain:
+    """A compiled chain. `bind` a weight point to get ``batch -> logits``.
+
+    The first layer is linear in its weights, so on a line or plane
+    ``w + sum_j a_j u_j`` its output is ``T_0 + sum_j a_j T_j`` with
+    ``T_j = layer(x; u_j)``: `head_terms` computes the ``T_j`` once per batch and
+    `BoundChain.from_terms` finishes each point from them (one ``add`` per
+    direction instead of the layer's products), then BN and ReLU as usual.
+    """
+
+    def __init__(self, steps: list):
+        self.steps = steps
+        first = next(i for i, s in enumerate(steps) if isinstance(s, _Layer))
+        self.head = first
+        #: the first layer can be reused across points: only plain flattens before it
+        self.head_reusable = all(isinstance(s, _Flatten) for s in steps[:first])
+        w = steps[first].module.weight
+        #: multiply-adds per output element of the first layer
+        self.head_fan_in = int(w[0].numel())
+
+    def _ops(self, params, buffers, start: int, stop: int, layout: str) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+        ops: list[Callable[[torch.Tensor], torch.Tensor]] = []
+        flat_shape: tuple[int, ...] | None = None
+        for step in self.steps[start:stop]:
+            if isinstance(step, _Flatten):
+                if layout == "cl":
+                    if not step.shape:
+                        raise ValueError("compile_chain needs input_shape for a Flatten after a convolution")
+                    flat_shape = step.shape
+                    ops.append(_flatten_cl)
+                else:
+                    ops.append(_flatten)
+                layout = "plain"
+                continue
+            w, b = _fold(step, params, buffers)
+            if step.kind == "linear" and flat_shape is not None:  # columns in channels-last order
+                w = w.reshape(w.shape[0], *flat_shape).movedim(1, -1).reshape(w.shape[0], -1)
+                flat_shape = None
+            ops.append(_layer_op(step, w, b, step.relu, layout))
+            layout = "plain" if step.kind == "linear" else "cl"
+        return ops
+
+    def head_terms(self, x: torch.Tensor, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The first layer's affine map (weight and bias of ``tensors``, no BN, no ReLU) applied to batch ``x``."""
+        for step in self.steps[:self.head]:
+            x = _flatten(x)
+        layer = self.steps[self.head]
+        b = tensors[layer.name + "bias"] if layer.module.bias is not None else None
+        return _layer_op(layer, tensors[layer.name + "weight"], b, False, "plain")(x)
+
+    def bind(self, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor],
+             coeffs: Sequence[float] | None = None) -> "BoundChain":
+        """The forward pass at weights ``params`` and BN statistics ``buffers`` (names as in the module).
+
+        ``coeffs`` (the point's coordinates ``a_j``) enable `BoundChain.from_terms`.
+        """
+        layer = self.steps[self.head]
+        head = self._ops(params, buffers, 0, self.head + 1, "plain")
+        tail = self._ops(params, buffers, self.head + 1, len(self.steps), "plain" if layer.kind == "linear" else "cl")
+        finish = None
+        if coeffs is not None:
+            affine = _bn_affine(layer, params, buffers) if layer.bn is not None else None
+            finish = _finisher([float(a) for a in coeffs], affine, layer.relu)
+        return BoundChain(head + tail, tail, finish)
+
+
+class BoundChain:
+    """A `FusedChain` at one weight point."""
+
+    def __init__(self, full: list, tail: list, finish: Callable | None):
+        self.full, self.tail, self.finish = full, tail, finish
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        for op in self.full:
+            x = op(x)
+        return x
+
+    def from_terms(self, terms: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Logits from the first layer's ``head_terms`` at the centre and along each direction."""
+        x = self.finish(terms)
+        for op in self.tail:
+            x = op(x)
+        return x
+
+
+def _finisher(coeffs: list[float], affine, relu: bool) -> Callable:
+    if affine is not None:
+        scale, shift = affine
+
+    def finish(terms: Sequence[torch.Tensor]) -> torch.Tensor:
+        z = terms[0]
+        for a, t in zip(coeffs, terms[1:]):
+            z = torch.add(z, t, alpha=a)
+        if z is terms[0]:
+            z = z.clone()
+        if affine is not None:
+            shape = (1, -1) + (1,) * (z.dim() - 2)
+            z = torch.addcmul(shift.view(shape), z, scale.view(shape))
+        return z.relu_() if relu else z
+
+    return finish
+
+
+def _layer_op(step: _Layer, w: torch.Tensor, b: torch.Tensor | None, relu: bool, layout: str) -> Callable:
+    attr = "relu" if relu else "none"
+    if step.kind == "linear":
+        return _linear_op(w.contiguous(), b, attr)
+    m = step.module
+    if step.kind == "conv1d":
+        k, s, p = int(m.kernel_size[0]), int(m.stride[0]), int(m.padding[0])
+        if layout == "plain" and w.shape[1] * k <= 16:
+            return _im2col_conv1d_op(w, b, k, s, p, relu)
+        w4 = w.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        return _conv_op(w4, b, [0, p], [1, s], attr, to_cl=layout == "plain", unsq=True)
+    w4 = w.contiguous(memory_format=torch.channels_last)
+    return _conv_op(w4, b, [int(v) for v in m.padding], [int(v) for v in m.stride], attr, to_cl=layout == "plain", unsq=False)
+
+
+def _prod(t) -> int:
+    out = 1
+    for v in t:
+        out *= int(v)
+    return out
+
+
+def _flatten(x: torch.Tensor) -> torch.Tensor:
+    return x.reshape(x.shape[0], -1)
+
+
+def _flatten_cl(x: torch.Tensor) -> torch.Tensor:
+    return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
+
+
+def _linear_op(w: torch.Tensor, b: torch.Tensor | None, attr: str):
+    lp = torch.ops.mkldnn._linear_pointwise
+
+    def op(x: torch.Tensor) -> torch.Tensor:
+        return lp(x, w, b, attr, [], "")
+
+    return op
+
+
+def _conv_op(w4: torch.Tensor, b, padding, stride, attr: str, to_cl: bool, unsq: bool):
+    cp = torch.ops.mkldnn._convolution_pointwise
+    dil = [1] * len(padding)
+
+    def op(x: torch.Tensor) -> torch.Tensor:
+        if to_cl:
+            if unsq:
+                x = x.unsqueeze(2)
+            x = x.contiguous(memory_format=torch.channels_last)
+        return cp(x, w4, b, padding, stride, dil, 1, attr, [], "")
+
+    return op
+
+
+def _im2col_conv1d_op(w: torch.Tensor, b, k: int, s: int, p: int, relu: bool):
+    cout, cin, _ = w.shape
+    w2 = w.reshape(cout, cin * k).contiguous()
+    lp = torch.ops.mkldnn._linear_pointwise
+    attr = "relu" if relu else "none"
+
+    def op(x: torch.Tensor) -> torch.Tensor:
+        xp = F.pad(x, (p, p)) if p else x
+        cols = xp.unfold(2, k, s)  # (N, C_in, L_out, k)
+        n, _, lout, _ = cols.shape
+        a = cols.permute(0, 2, 1, 3).reshape(n * lout, cin * k)
+        y = lp(a, w2, b, attr, [], "")
+        return y.view(n, 1, lout, cout).permute(0, 3, 1, 2)  # (N, C, 1, L) channels-last
+
+    return op
+
+
+def cross_entropy_stats(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of cross-entropy losses, number of argmax hits) of a batch, in one pass over the logits."""
+    top, arg = logits.max(dim=1)
+    lse = (logits - top.unsqueeze(1)).exp_().sum(dim=1).log_().add_(top)
+    loss_sum = lse.sum() - logits.gather(1, y.unsqueeze(1)).sum()
+    correct = (arg == y).sum()
+    return loss_sum.double(), correct.double()

@@ -1,0 +1,162 @@
+"""The fused CPU evaluation path: same numbers as the module's own forward, used only where it applies."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from asymvalley import data as avdata
+from asymvalley import models
+from asymvalley import probe
+from asymvalley.probe.fused import compile_chain, cross_entropy_stats, fused_ops_available
+
+pytestmark = pytest.mark.skipif(not fused_ops_available(), reason="this torch build has no oneDNN fused kernels")
+
+
+def _settle_bn(m: nn.Module, x: torch.Tensor) -> nn.Module:
+    """Non-trivial BN running statistics and affine parameters, then eval mode."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for mod in m.modules():
+            if isinstance(mod, nn.modules.batchnorm._BatchNorm) and mod.affine:
+                mod.weight.copy_(1 + 0.3 * torch.randn(mod.weight.shape, generator=g))
+                mod.bias.copy_(0.2 * torch.randn(mod.bias.shape, generator=g))
+        m.train()
+        for i in range(0, len(x), 64):
+            m(x[i:i + 64] * 1.3 + 0.2)
+    return m.eval()
+
+
+class _Custom(nn.Sequential):
+    def forward(self, x):  # not the chain its children suggest
+        return super().forward(x) * 2.0
+
+
+def _zoo():
+    """(name, model factory, input shape) for chains and non-chains."""
+    return {
+        "mlp": (lambda: models.create("mlp", input_shape=(1, 40), num_classes=10), (1, 40)),
+        "cnn1d": (lambda: models.create("cnn1d", input_shape=(1, 40), num_classes=10), (1, 40)),
+        "cnn1d_bn": (lambda: models.create("cnn1d_bn", input_shape=(1, 40), num_classes=10), (1, 40)),
+        "cnn1d_bn_3ch": (lambda: models.create("cnn1d_bn", input_shape=(3, 24), num_classes=5), (3, 24)),
+        "cnn2d_bn": (lambda: models.create("cnn2d_bn", input_shape=(1, 8, 8), num_classes=10), (1, 8, 8)),
+        "cnn2d": (lambda: models.create("cnn2d", input_shape=(3, 8, 8), num_classes=10), (3, 8, 8)),
+        "linear_bn_nested": (lambda: nn.Sequential(
+            nn.Flatten(), nn.Sequential(nn.Linear(12, 16), nn.BatchNorm1d(16), nn.ReLU()), nn.Dropout(0.5),
+            nn.Identity(), nn.Linear(16, 16, bias=False), nn.BatchNorm1d(16, affine=False), nn.ReLU(), nn.Linear(16, 4)), (12,)),
+        "conv_bias_bn_no_relu": (lambda: nn.Sequential(
+            nn.Conv2d(2, 6, 3, stride=2, padding=1), nn.BatchNorm2d(6), nn.Conv2d(6, 4, 3, padding=(1, 0)), nn.ReLU(),
+            nn.Flatten(), nn.Linear(4 * 3 * 1, 3)), (2, 5, 5)),
+    }
+
+
+def _compiled(name: str, n: int):
+    """(model with settled BN, its fused chain, ``n`` random inputs)."""
+    make, shape = _zoo()[name]
+    torch.manual_seed(0)
+    m = make()
+    x = torch.randn(n, *shape)
+    _settle_bn(m, x)
+    return m, compile_chain(m, shape), x
+
+
+@pytest.mark.parametrize("name", list(_zoo()))
+def test_fused_chain_reproduces_the_module_forward(name):
+    m, chain, x = _compiled(name, 200)
+    assert chain is not None
+    params, bufs = dict(m.named_parameters()), dict(m.named_buffers())
+    with torch.no_grad():
+        ref = m(x)
+        got = chain.bind(params, bufs)(x)
+    assert got.shape == ref.shape
+    assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
+
+
+@pytest.mark.parametrize("name", ["mlp", "cnn1d_bn", "linear_bn_nested"])
+def test_head_reuse_equals_direct_evaluation_on_a_plane(name):
+    m, chain, x = _compiled(name, 100)
+    center, bufs = {n: p.detach() for n, p in m.named_parameters()}, dict(m.named_buffers())
+    g = torch.Generator().manual_seed(2)
+    dirs = [{n: torch.randn(p.shape, generator=g) * 0.1 for n, p in center.items()} for _ in range(2)]
+    for a, b in [(0.0, 0.0), (0.7, -1.3), (-2.0, 0.5)]:
+        point = {n: center[n] + a * dirs[0][n] + b * dirs[1][n] for n in center}
+        bound = chain.bind(point, bufs, [a, b])
+        with torch.no_grad():
+            terms = [chain.head_terms(x, center)] + [chain.head_terms(x, d) for d in dirs]
+            via_terms = bound.from_terms(terms)
+            direct = torch.func.functional_call(m, ({**point}, bufs), (x,))
+        assert torch.allclose(via_terms, direct, rtol=1e-4, atol=1e-5 * float(direct.abs().max()))
+
+
+def test_non_chains_are_left_to_the_generic_path():
+    torch.manual_seed(0)
+    assert compile_chain(models.create("resnet20", input_shape=(3, 32, 32), num_classes=10), (3, 32, 32)) is None
+    assert compile_chain(_Custom(nn.Flatten(), nn.Linear(4, 2)), (4,)) is None
+    assert compile_chain(nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)), (4,)) is None
+    assert compile_chain(nn.Sequential(nn.Conv1d(2, 4, 3, groups=2), nn.Flatten(), nn.Linear(8, 2)), (2, 4)) is None
+    assert compile_chain(nn.Sequential(nn.ReLU(), nn.Flatten(), nn.Linear(4, 2)), (4,)) is None  # ReLU with no layer before it
+
+
+def test_cross_entropy_stats_match_torch():
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(300, 7, generator=g) * 5
+    y = torch.randint(0, 7, (300,), generator=g)
+    loss_sum, correct = cross_entropy_stats(logits, y)
+    assert float(loss_sum) == pytest.approx(float(F.cross_entropy(logits, y, reduction="sum")), rel=1e-6)
+    assert int(correct) == int((logits.argmax(1) == y).sum())
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return avdata.load("synthetic")
+
+
+def _trained(name, ds):
+    torch.manual_seed(0)
+    m = models.create(name, input_shape=ds.input_shape, num_classes=ds.num_classes)
+    return _settle_bn(m, ds.train_x)
+
+
+@pytest.mark.parametrize("name,kernels", [("mlp", "fused+head-reuse"), ("cnn1d_bn", "fused"), ("cnn1d", "fused")])
+@pytest.mark.parametrize("bn", ["eval", "recalibrate:200"])
+def test_engine_fused_path_matches_the_generic_path(ds, name, kernels, bn):
+    m = _trained(name, ds)
+    u, v = probe.make_direction("filter", m, seed=1), probe.make_direction("gaussian", m, seed=2)
+    alphas = [-1.0, -0.5, 0.0, 0.25, 0.5, 1.0]
+    fused = probe.curve(m, ds, u, alphas, bn=bn, batch_size=70)
+    plain = probe.curve(m, ds, u, alphas, bn=bn, batch_size=70, fast=False)
+    assert fused["kernels"] == kernels and plain["kernels"] == "generic"
+    for s in ("train", "test"):
+        assert fused["splits"][s]["loss"] == pytest.approx(plain["splits"][s]["loss"], rel=1e-5)
+        assert fused["splits"][s]["accuracy"] == pytest.approx(plain["splits"][s]["accuracy"], abs=2.5 / len(ds.test_x))
+    grid = [-1.0, 0.0, 1.0]
+    pf = probe.plane(m, ds, [u, v], grid, grid, bn=bn)
+    pp = probe.plane(m, ds, [u, v], grid, grid, bn=bn, fast=False)
+    for s in ("train", "test"):
+        assert torch.allclose(torch.tensor(pf["splits"][s]["loss"]), torch.tensor(pp["splits"][s]["loss"]), rtol=1e-5)
+
+
+def test_slopes_and_custom_forward_use_the_generic_path(ds):
+    m = _trained("mlp", ds)
+    u = probe.make_direction("filter", m, seed=1)
+    assert probe.curve(m, ds, u, [-1, 0, 1], slopes=True)["kernels"] == "generic"
+    custom = _Custom(*list(m.children()))
+    res = probe.points(custom, ds, [u], [[0.0]])
+    assert res["kernels"] == "generic"
+    with torch.no_grad():
+        ref = F.cross_entropy(custom(ds.test_x), ds.test_y).item()
+    assert res["splits"]["test"]["loss"][0] == pytest.approx(ref, rel=1e-5)
+
+
+def test_forward_hooks_keep_the_generic_path(ds):
+    m = _trained("mlp", ds)
+    seen = []
+    handle = m[2].register_forward_hook(lambda mod, inp, out: seen.append(out.shape[0]))
+    try:
+        res = probe.curve(m, ds, probe.make_direction("filter", m, seed=1), [-1, 0, 1])
+    finally:
+        handle.remove()
+    assert res["kernels"] == "generic"
+    assert sum(seen) >= 3 * (len(ds.train_x) + len(ds.test_x))  # the user's hook saw every evaluated sample
