@@ -134,14 +134,14 @@ def test_killed_probe_resumes(run_dir, tmp_path):
 import sys, os, signal, torch.nn.functional as F
 sys.argv = ['asymvalley']
 import asymvalley.probe.engine as e
-orig = e._update
+orig = e._batch_stats
 n = [0]
-def dying(out, y, loss_fn):
+def dying(*args):
     n[0] += 1
-    if n[0] > 2 * 20:   # 2 batches per point: die inside point 20
+    if n[0] > 2 * 20:   # 2 batches per point: die inside the third chunk of 8 points
         os.kill(os.getpid(), signal.SIGKILL)
-    return orig(out, y, loss_fn)
-e._update = dying
+    return orig(*args)
+e._batch_stats = dying
 from asymvalley.cli.probe_cmd import run_probe
 run_probe({str(run_dir)!r}, 'gaussian', points=41, out=None, progress=False)
 """
@@ -156,17 +156,17 @@ run_probe({str(run_dir)!r}, 'gaussian', points=41, out=None, progress=False)
     import asymvalley.probe.engine as e
 
     calls = [0]
-    orig = e._update
+    orig = e._batch_stats
 
-    def counting(out, y, loss_fn):
+    def counting(*args):
         calls[0] += 1
-        return orig(out, y, loss_fn)
+        return orig(*args)
 
-    e._update = counting
+    e._batch_stats = counting
     try:
         res = run_probe(str(run_dir), "gaussian", points=41, out=tmp_path / "c.json", progress=False)
     finally:
-        e._update = orig
+        e._batch_stats = orig
     assert calls[0] == 2 * (41 - 16)
     assert res["curve_id"] == curve and _points(run_dir, curve) == 82
 

@@ -101,11 +101,12 @@ class _Sweep(nn.Module):
     point instead of once per batch.
     """
 
-    def __init__(self, model: nn.Module, loss_fn: Callable, n_splits: int):
+    def __init__(self, model: nn.Module, loss_fn: Callable, n_splits: int, fused_ce: bool = True):
         super().__init__()
         self.model = model
         self.loss_fn = loss_fn
         self.n_splits = n_splits
+        self.fused_ce = fused_ce
 
     def forward(self, plan: list, recalibrate: bool = False):
         if recalibrate:
@@ -115,7 +116,7 @@ class _Sweep(nn.Module):
         losses: list[list[torch.Tensor]] = [[] for _ in range(self.n_splits)]
         corrects: list[list[torch.Tensor]] = [[] for _ in range(self.n_splits)]
         for s, x, y, prep in plan:
-            ls, c = _update(self.model(prep(x)), y, self.loss_fn)
+            ls, c = _batch_stats(self.model(prep(x)), y, self.loss_fn, self.fused_ce)
             losses[s].append(ls)
             corrects[s].append(c)
         loss = torch.stack([torch.stack(l).sum() for l in losses])
@@ -123,8 +124,10 @@ class _Sweep(nn.Module):
         return loss, corr
 
 
-def _batch_stats(out: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> tuple[torch.Tensor, torch.Tensor]:
-    if loss_fn is F.cross_entropy and not y.is_floating_point() and out.dim() == 2:
+def _batch_stats(out: torch.Tensor, y: torch.Tensor, loss_fn: Callable, fused_ce: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """`_update`, with cross-entropy and accuracy in one pass over the logits where ``fused_ce``
+    (not under forward-mode AD, where the plain ``F.cross_entropy`` gives the slopes)."""
+    if fused_ce and loss_fn is F.cross_entropy and not y.is_floating_point() and out.dim() == 2:
         return cross_entropy_stats(out, y)
     return _update(out, y, loss_fn)
 
@@ -318,7 +321,7 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
                                             "directions": [d.describe() for d in directions], "coords": coords})
 
     todo = distributed.shard([i for i in range(len(coords)) if i not in done])
-    sweep = _Sweep(model, loss_fn, len(split_data))
+    sweep = _Sweep(model, loss_fn, len(split_data), fused_ce=not slopes)
     prefixed_buffers = {"model." + n: b for n, b in buffers.items()}
     u0 = {"model." + n: t for n, t in dirs[0].items()} if slopes else None
 
