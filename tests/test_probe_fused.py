@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from asymvalley import data as avdata
 from asymvalley import models
 from asymvalley import probe
-from asymvalley.probe.fused import compile_chain, cross_entropy_stats, fused_ops_available
+from asymvalley.probe.fused import compile_chain, cross_entropy_stats, few_threads, fused_ops_available
 
 pytestmark = pytest.mark.skipif(not fused_ops_available(), reason="this torch build has no oneDNN fused kernels")
 
@@ -122,6 +122,8 @@ def _trained(name, ds):
 @pytest.mark.parametrize("name,kernels", [("mlp", "fused+head-reuse"), ("cnn1d_bn", "fused"), ("cnn1d", "fused")])
 @pytest.mark.parametrize("bn", ["eval", "recalibrate:200"])
 def test_engine_fused_path_matches_the_generic_path(ds, name, kernels, bn):
+    if not few_threads():  # many threads: no first-layer reuse; Linear-only chains stay generic
+        kernels = "fused" if name != "mlp" else "generic"
     m = _trained(name, ds)
     u, v = probe.make_direction("filter", m, seed=1), probe.make_direction("gaussian", m, seed=2)
     alphas = [-1.0, -0.5, 0.0, 0.25, 0.5, 1.0]
@@ -160,3 +162,21 @@ def test_forward_hooks_keep_the_generic_path(ds):
         handle.remove()
     assert res["kernels"] == "generic"
     assert sum(seen) >= 3 * (len(ds.train_x) + len(ds.test_x))  # the user's hook saw every evaluated sample
+
+
+@pytest.mark.parametrize("name", ["mlp", "linear_bn_nested"])
+def test_many_threads_use_plain_linear_kernels_with_the_same_result(name):
+    m, _, x = _compiled(name, 150)
+    params, bufs = dict(m.named_parameters()), dict(m.named_buffers())
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(8)
+        assert not few_threads()
+        chain = compile_chain(m, tuple(x.shape[1:]))
+        with torch.no_grad():
+            got = chain.bind(params, bufs)(x)
+    finally:
+        torch.set_num_threads(old)
+    with torch.no_grad():
+        ref = m(x)
+    assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))

@@ -59,7 +59,7 @@ from . import distributed
 from .bn import BNPolicy, bn_modules, parse_bn, recalibrated_buffers, recalibration_subset
 from .directions import Direction
 from .fastpath import CpuFastPath
-from .fused import BoundChain, FusedChain, compile_chain, cross_entropy_stats
+from .fused import BoundChain, FusedChain, compile_chain, cross_entropy_stats, few_threads
 from .inputs import SplitData, channels_last, check_model_runs, resolve_data
 from .space import ParamSpace, preserve_module_state, tensors_digest
 
@@ -126,8 +126,9 @@ class _Sweep(nn.Module):
 
 def _batch_stats(out: torch.Tensor, y: torch.Tensor, loss_fn: Callable, fused_ce: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """`_update`, with cross-entropy and accuracy in one pass over the logits where ``fused_ce``
-    (not under forward-mode AD, where the plain ``F.cross_entropy`` gives the slopes)."""
-    if fused_ce and loss_fn is F.cross_entropy and not y.is_floating_point() and out.dim() == 2:
+    (not under forward-mode AD, where the plain ``F.cross_entropy`` gives the slopes) and on
+    CPU at few threads (at many, each small elementwise pass costs more than it saves)."""
+    if fused_ce and loss_fn is F.cross_entropy and not out.is_cuda and few_threads() and not y.is_floating_point() and out.dim() == 2:
         return cross_entropy_stats(out, y)
     return _update(out, y, loss_fn)
 
@@ -164,8 +165,8 @@ def _try_fused(model: nn.Module, space: ParamSpace, buffers: Mapping[str, torch.
     forward at the centre on ``sample`` (float32 rounding); otherwise ``None`` (generic path)."""
     try:
         chain = compile_chain(model, tuple(sample.shape[1:]), device=sample.device)
-        if chain is None:
-            return None
+        if chain is None or not (chain.has_conv_or_bn or few_threads()):
+            return None  # Linear/ReLU-only chains at many threads: the generic path is as fast (measured, 16-core Xeon)
         with torch.no_grad():
             ref = functional_call(model, (space.center, dict(buffers)), (sample,), strict=False)
             got = chain.bind(space.center, buffers)(sample)
@@ -337,7 +338,8 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
     use_fast = bool(fast) and chain is None
     # the first layer once per batch and direction instead of once per batch and point, where that saves
     # work: its products cost fan_in multiply-adds per output, the reuse one add per direction plus BN/ReLU
-    reuse = chain is not None and chain.head_reusable and chain.head_fan_in >= 8 * (1 + len(dirs)) and chunk_points > 1 + len(dirs)
+    reuse = (chain is not None and chain.head_reusable and chain.head_fan_in >= 8 * (1 + len(dirs))
+             and chunk_points > 1 + len(dirs) and few_threads())
     fast_mode = CpuFastPath() if use_fast else contextlib.nullcontext()
     bar = tqdm(total=len(todo), desc="probe", unit="pt", leave=False, file=sys.stderr) if progress and todo else None
     try:

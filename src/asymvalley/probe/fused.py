@@ -10,7 +10,8 @@ allowed), `compile_chain` builds a plan that, per point,
   (``W' = W * gamma / sqrt(var + eps)``, ``b' = (b - mean) * gamma / sqrt(var + eps) + beta``),
 * runs every layer as one oneDNN kernel with bias and ReLU fused
   (``mkldnn._convolution_pointwise`` / ``mkldnn._linear_pointwise``, the kernels
-  PyTorch's own CPU compiler emits), activations kept channels-last,
+  PyTorch's own CPU compiler emits; ``Linear`` layers use ``addmm`` above 4
+  threads, see `few_threads`), activations kept channels-last,
 * runs a first convolution with ``C_in * k <= 16`` as one im2col product,
 * flattens channels-last activations without a copy by permuting the columns of
   the following ``Linear`` instead.
@@ -31,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["compile_chain", "FusedChain", "BoundChain", "cross_entropy_stats", "fused_ops_available"]
+__all__ = ["compile_chain", "FusedChain", "BoundChain", "cross_entropy_stats", "fused_ops_available", "few_threads"]
 
 _BN = nn.modules.batchnorm._BatchNorm
 
@@ -180,6 +181,8 @@ class FusedChain:
         self.head = first
         #: the first layer can be reused across points: only plain flattens before it
         self.head_reusable = all(isinstance(s, _Flatten) for s in steps[:first])
+        #: convolutions or BatchNorm in the chain (what the fused path speeds up at any thread count)
+        self.has_conv_or_bn = any(isinstance(s, _Layer) and (s.kind != "linear" or s.bn is not None) for s in steps)
         w = steps[first].module.weight
         #: multiply-adds per output element of the first layer
         self.head_fan_in = int(w[0].numel())
@@ -297,7 +300,25 @@ def _flatten_cl(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
 
 
+def few_threads() -> bool:
+    """True at <= 4 intra-op threads, where the oneDNN ``Linear`` kernel and the first-layer reuse pay.
+
+    Measured (torch 2.11-2.13, 1024 x 256 x 256): oneDNN's fused linear is 1.1-1.2x faster than
+    ``addmm`` + ``relu_`` at 2 threads on an AMD EPYC and a Xeon, but 5x slower at 16 threads on
+    the Xeon, where elementwise passes over small tensors also cost more than the products they save.
+    """
+    return torch.get_num_threads() <= 4
+
+
 def _linear_op(w: torch.Tensor, b: torch.Tensor | None, attr: str):
+    if not few_threads():
+        wt = w.t()
+
+        def plain(x: torch.Tensor) -> torch.Tensor:
+            y = torch.addmm(b, x, wt) if b is not None else x @ wt
+            return y.relu_() if attr == "relu" else y
+
+        return plain
     lp = torch.ops.mkldnn._linear_pointwise
 
     def op(x: torch.Tensor) -> torch.Tensor:
