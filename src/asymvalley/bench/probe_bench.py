@@ -3,8 +3,9 @@
 What is measured, in one run:
 
 * ``peak_gflops``: fp32 matmul peak, best of several ``2048 x 2048`` products at
-  the default thread count, measured at the start and at the end (the higher
-  one counts, so a quiet moment for the models does not flatter the ratios).
+  the default thread count, measured at the start, between the timed runs and
+  at the end (the best counts, so a quiet moment for the models does not
+  flatter the ratios; all are in ``peak_gflops_all``).
 * per model (random init, seed 0, filter-normalised direction, ``points``
   alphas in [-1, 1], train + test splits of the data set):
   ``engine_s`` (`asymvalley.probe.curve`, default settings),
@@ -27,7 +28,8 @@ What is measured, in one run:
   ``recalibrate:N`` on ``recal_points`` alphas: time of each and the maximum
   absolute deviation of the loss and accuracy curves.
 
-Timings are the best of ``repeats`` runs (the machine may be shared).
+Timings are the best of ``repeats`` runs, the engine, the per-point loop, the
+plain loop and a peak measurement taking turns (the machine may be shared).
 """
 
 from __future__ import annotations
@@ -156,6 +158,19 @@ def plain_loop(model: torch.nn.Module, ds, points: int, device: str = "cpu") -> 
                     model(ds.prepare(x[i:i + bs]))
 
 
+def _best_interleaved(fns: dict, repeats: int) -> dict[str, tuple[float, Any]]:
+    """Best time (and last result) of each function, running them in turn ``repeats`` times so that
+    every one sees the same machine conditions (a shared machine drifts between back-to-back blocks)."""
+    best: dict[str, tuple[float, Any]] = {k: (float("inf"), None) for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            res = fn()
+            el = time.perf_counter() - t
+            best[k] = (min(best[k][0], el), res)
+    return best
+
+
 def _best(fn, repeats: int) -> tuple[float, Any]:
     best, res = float("inf"), None
     for _ in range(repeats):
@@ -177,11 +192,12 @@ def run_probe_bench(models: Sequence[str] = ("mlp", "cnn1d_bn"), dataset: str = 
             print(msg, file=sys.stderr, flush=True)
 
     peak = matmul_peak_gflops()
+    peaks = [peak]
     say(f"fp32 matmul peak: {peak:.1f} GFLOP/s ({torch.get_num_threads()} threads)")
     out: dict[str, Any] = {
         "peak_gflops": peak, "threads": torch.get_num_threads(), "device": device, "dataset": dataset,
         "flops_rule": "flops: FlopCounterMode forward FLOPs of one sample x (train+test samples) x points (matmul/conv only); gflops: flops_executed / engine_s",
-        "timing_rule": f"best of {repeats} runs", "loadavg_before": list(os.getloadavg()),
+        "timing_rule": f"best of {repeats} runs, engine/naive/plain/peak taking turns", "loadavg_before": list(os.getloadavg()),
         "runs": [], "rss": [], "bn_recalibrate": [],
     }
     for name in models:
@@ -191,12 +207,16 @@ def run_probe_bench(models: Sequence[str] = ("mlp", "cnn1d_bn"), dataset: str = 
         x1 = ds.prepare(ds.train_x[:1])
         flops = forward_flops_per_sample(model, x1) * n * points
         probe.curve(model, ds, u, alphas[:3])  # warm-up
-        engine_s, eng = _best(lambda: probe.curve(model, ds, u, alphas), repeats)
-        done = executed_flops(model, x1, n, points, eng["kernels"])
         sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        naive_s, nv = _best(lambda: naive_curve(name, kw, sd, u.tensors, alphas, ds), repeats)
+        timed = _best_interleaved({
+            "engine": lambda: probe.curve(model, ds, u, alphas),
+            "naive": lambda: naive_curve(name, kw, sd, u.tensors, alphas, ds),
+            "plain": lambda: plain_loop(model, ds, points, device),
+            "peak": lambda: peaks.append(matmul_peak_gflops(rounds=1)),
+        }, repeats)
+        (engine_s, eng), (naive_s, nv), (plain_s, _) = timed["engine"], timed["naive"], timed["plain"]
+        done = executed_flops(model, x1, n, points, eng["kernels"])
         dev = max(abs(a - b) / max(abs(b), 1e-12) for s in ("train", "test") for a, b in zip(eng["splits"][s]["loss"], nv[s]["loss"]))
-        plain_s, _ = _best(lambda: plain_loop(model, ds, points, device), repeats)
         child = child_rss(name, dataset, points, device) if rss_points else {"peak_rss_mb": None}
         gf = done / engine_s / 1e9
         run = {"model": name, "points": points, "engine_s": engine_s, "naive_s": naive_s, "speedup_vs_naive": naive_s / engine_s,
@@ -231,13 +251,16 @@ def run_probe_bench(models: Sequence[str] = ("mlp", "cnn1d_bn"), dataset: str = 
                                           "max_rel_dev_loss": rel, "max_abs_dev_accuracy": da})
             say(f"{name}: recalibrate {full_s:.2f}s vs recalibrate:{recal_n} {sub_s:.2f}s ({sub_s / full_s:.2f}x), "
                 f"max |dloss| {dl:.4f} (rel {rel:.3f}), max |dacc| {da:.4f}")
-    peak_after = matmul_peak_gflops()
-    if peak_after > peak:  # the machine's peak is the best of the two measurements; ratios use it
-        say(f"fp32 matmul peak re-measured at the end: {peak_after:.1f} GFLOP/s; ratios rescaled to it")
+    peaks.append(matmul_peak_gflops())
+    if max(peaks) > peak:  # the machine's peak is the best of all measurements; ratios use it
+        say(f"fp32 matmul peak, best of {len(peaks)} measurements (start, between timings, end): {max(peaks):.1f} GFLOP/s; ratios rescaled to it")
         for run in out["runs"]:
-            run["ratio_to_peak"] = run["gflops"] / peak_after
-        out["peak_gflops"] = peak_after
-    out["peak_gflops_start_end"] = [peak, peak_after]
+            run["ratio_to_peak"] = run["gflops"] / max(peaks)
+        out["peak_gflops"] = max(peaks)
+    out["peak_gflops_all"] = peaks
+    for run in out["runs"]:
+        say(f"summary {run['model']}: {run['ratio_to_peak']:.2f} of peak ({out['peak_gflops']:.0f} GFLOP/s), "
+            f"{run['speedup_vs_naive']:.2f}x the per-point loop [{run['kernels']}]")
     out["loadavg_after"] = list(os.getloadavg())
     if out["loadavg_before"][0] > 1.5 * os.cpu_count() / 2:
         say(f"warning: load average {out['loadavg_before'][0]:.1f} on {os.cpu_count()} CPUs: other processes compete, timings are unreliable")
