@@ -180,3 +180,22 @@ def test_many_threads_use_plain_linear_kernels_with_the_same_result(name):
     with torch.no_grad():
         ref = m(x)
     assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
+
+
+def test_compiling_leaves_a_train_mode_module_untouched():
+    torch.manual_seed(0)
+    m = models.create("cnn1d_bn", input_shape=(1, 40), num_classes=10).train()
+    before = {k: v.clone() for k, v in m.state_dict().items()}
+    assert compile_chain(m, (1, 40)) is not None
+    assert m.training and all(torch.equal(before[k], v) for k, v in m.state_dict().items())
+
+
+def test_frozen_layers_fall_back_to_the_generic_path(ds):
+    m = _trained("mlp", ds)
+    m[1].weight.requires_grad_(False)  # not part of the probed weight space
+    u = probe.make_direction("filter", m, seed=1)
+    res = probe.curve(m, ds, u, [-1.0, 0.0, 1.0])
+    assert res["kernels"] == "generic"
+    with torch.no_grad():
+        ref = F.cross_entropy(m(ds.test_x), ds.test_y).item()
+    assert res["splits"]["test"]["loss"][1] == pytest.approx(ref, rel=1e-5)

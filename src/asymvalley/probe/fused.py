@@ -32,6 +32,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .space import preserve_module_state
+
 __all__ = ["compile_chain", "FusedChain", "BoundChain", "cross_entropy_stats", "fused_ops_available", "few_threads"]
 
 _BN = nn.modules.batchnorm._BatchNorm
@@ -130,10 +132,11 @@ def compile_chain(model: nn.Module, input_shape: tuple[int, ...] | None = None,
             return None
     if not any(isinstance(s, _Layer) for s in steps):
         return None
-    if input_shape is not None:
+    if input_shape is not None:  # a dry run records what each Flatten receives (the module is left as it was)
         x = torch.zeros(1, *input_shape, device=device)
         flats = iter([s for s in steps if isinstance(s, _Flatten)])
-        with torch.no_grad():
+        with torch.no_grad(), preserve_module_state(model):
+            model.eval()
             for _, m in leaves:
                 if isinstance(m, nn.Flatten):
                     next(flats).shape = tuple(x.shape[1:])
