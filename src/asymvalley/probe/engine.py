@@ -133,6 +133,37 @@ def _batch_stats(out: torch.Tensor, y: torch.Tensor, loss_fn: Callable, fused_ce
     return _update(out, y, loss_fn)
 
 
+class _ChunkStats:
+    """Per (point, split) sums of loss and hits for a chunk. Batch outputs are buffered up to
+    ``rows`` rows and finished by one `_batch_stats` call: the loss is a handful of small
+    elementwise ops whose fixed cost would otherwise be paid once per mini-batch."""
+
+    def __init__(self, n_points: int, n_splits: int, loss_fn: Callable, rows: int = 8192):
+        self.loss = torch.zeros(n_points, n_splits, dtype=torch.float64)
+        self.corr = torch.zeros(n_points, n_splits, dtype=torch.float64)
+        self.loss_fn, self.rows = loss_fn, rows
+        self.pending: dict[tuple[int, int], tuple[list, list]] = {}
+
+    def add(self, p: int, s: int, out: torch.Tensor, y: torch.Tensor) -> None:
+        outs, ys = self.pending.setdefault((p, s), ([], []))
+        outs.append(out)
+        ys.append(y)
+        if sum(len(t) for t in ys) >= self.rows:
+            self._flush((p, s))
+
+    def _flush(self, key: tuple[int, int]) -> None:
+        outs, ys = self.pending.pop(key)
+        out, y = (outs[0], ys[0]) if len(outs) == 1 else (torch.cat(outs), torch.cat(ys))
+        ls, c = _batch_stats(out, y, self.loss_fn)
+        self.loss[key] += ls
+        self.corr[key] += c
+
+    def result(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        for key in list(self.pending):
+            self._flush(key)
+        return [(self.loss[p], self.corr[p]) for p in range(len(self.loss))]
+
+
 def _fused_chunk(chain: FusedChain, bounds: Sequence[BoundChain], plan: list, n_splits: int, loss_fn: Callable,
                  center: Mapping[str, torch.Tensor], dirs: Sequence[Mapping[str, torch.Tensor]] | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per point of a chunk, per-split (loss sum, correct) over the plan with bound fused chains.
@@ -141,23 +172,18 @@ def _fused_chunk(chain: FusedChain, bounds: Sequence[BoundChain], plan: list, n_
     and along each direction once per batch (`FusedChain.head_terms`, kept in cache) and each
     point is finished from those terms; otherwise each point sweeps the batches in turn.
     """
-    loss = torch.zeros(len(bounds), n_splits, dtype=torch.float64)
-    corr = torch.zeros(len(bounds), n_splits, dtype=torch.float64)
+    stats = _ChunkStats(len(bounds), n_splits, loss_fn)
     if dirs is None:
         for p, bound in enumerate(bounds):
             for s, x, y, prep in plan:
-                ls, c = _batch_stats(bound(prep(x)), y, loss_fn)
-                loss[p, s] += ls
-                corr[p, s] += c
+                stats.add(p, s, bound(prep(x)), y)
     else:
         for s, x, y, prep in plan:
             xb = prep(x)
             terms = [chain.head_terms(xb, center)] + [chain.head_terms(xb, d) for d in dirs]
             for p, bound in enumerate(bounds):
-                ls, c = _batch_stats(bound.from_terms(terms), y, loss_fn)
-                loss[p, s] += ls
-                corr[p, s] += c
-    return [(loss[p], corr[p]) for p in range(len(bounds))]
+                stats.add(p, s, bound.from_terms(terms), y)
+    return stats.result()
 
 
 def _try_fused(model: nn.Module, space: ParamSpace, buffers: Mapping[str, torch.Tensor], sample: torch.Tensor) -> FusedChain | None:
