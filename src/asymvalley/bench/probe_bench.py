@@ -28,7 +28,7 @@ What is measured, in one run:
   ``recalibrate:N`` on ``recal_points`` alphas: time of each and the maximum
   absolute deviation of the loss and accuracy curves.
 
-Timings are the best of ``repeats`` runs, the engine, the per-point loop, the
+Timings are the best of ``repeats`` (default 5) runs, the engine, the per-point loop, the
 plain loop and a peak measurement taking turns (the machine may be shared).
 """
 
@@ -181,7 +181,7 @@ def _best(fn, repeats: int) -> tuple[float, Any]:
 
 
 def run_probe_bench(models: Sequence[str] = ("mlp", "cnn1d_bn"), dataset: str = "mnist1d", points: int = 41, device: str = "cpu",
-                    repeats: int = 3, rss_points: Sequence[int] = (41, 401), recal_points: int = 11, recal_n: int = 500,
+                    repeats: int = 5, rss_points: Sequence[int] = (41, 401), recal_points: int = 11, recal_n: int = 500,
                     verbose: bool = True) -> dict:
     """Run the probe benchmark and return the ``bench.json`` dict (see the module docstring)."""
     from .. import probe

@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
 
     @bench.command("probe")
     def bench_probe(models: str = typer.Option("mlp,cnn1d_bn", "--model", help="comma-separated models"),
-                    dataset: str = "mnist1d", points: int = 41, device: str = "cpu", repeats: int = 3,
+                    dataset: str = "mnist1d", points: int = 41, device: str = "cpu", repeats: int = 5,
                     rss: bool = typer.Option(True, "--rss/--no-rss", help="peak RSS at 41 vs 401 points (child processes)"),
                     out: Optional[str] = typer.Option(None, "--out")) -> None:
         """Probe engine FLOP/s vs the fp32 matmul peak, vs a per-point loop and vs a plain no_grad loop; RSS at 41 vs 401 points."""
