@@ -66,6 +66,10 @@ from .space import ParamSpace, preserve_module_state, tensors_digest
 __all__ = ["evaluate", "resolve_data", "default_batch_size", "curve_key", "SplitData"]
 
 
+#: memory the first-layer terms of a curve may keep between chunks (`_fused_chunk`)
+_HEAD_CACHE_BYTES = 64 * 2 ** 20
+
+
 def default_batch_size(device: torch.device) -> int:
     return 4096 if device.type == "cuda" else 1024
 
@@ -165,12 +169,14 @@ class _ChunkStats:
 
 
 def _fused_chunk(chain: FusedChain, bounds: Sequence[BoundChain], plan: list, n_splits: int, loss_fn: Callable,
-                 center: Mapping[str, torch.Tensor], dirs: Sequence[Mapping[str, torch.Tensor]] | None) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                 center: Mapping[str, torch.Tensor], dirs: Sequence[Mapping[str, torch.Tensor]] | None,
+                 head_cache: dict | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per point of a chunk, per-split (loss sum, correct) over the plan with bound fused chains.
 
     With ``dirs`` the batches are the outer loop: the first layer is computed at the centre
-    and along each direction once per batch (`FusedChain.head_terms`, kept in cache) and each
-    point is finished from those terms; otherwise each point sweeps the batches in turn.
+    and along each direction once per batch (`FusedChain.head_terms`) and each point is
+    finished from those terms; ``head_cache`` (batch index -> terms) keeps them for the next
+    chunks. Without ``dirs`` each point sweeps the batches in turn.
     """
     stats = _ChunkStats(len(bounds), n_splits, loss_fn)
     if dirs is None:
@@ -178,9 +184,13 @@ def _fused_chunk(chain: FusedChain, bounds: Sequence[BoundChain], plan: list, n_
             for s, x, y, prep in plan:
                 stats.add(p, s, bound(prep(x)), y)
     else:
-        for s, x, y, prep in plan:
-            xb = prep(x)
-            terms = [chain.head_terms(xb, center)] + [chain.head_terms(xb, d) for d in dirs]
+        for b, (s, x, y, prep) in enumerate(plan):
+            terms = head_cache.get(b) if head_cache is not None else None
+            if terms is None:
+                xb = prep(x)
+                terms = [chain.head_terms(xb, center)] + [chain.head_terms(xb, d) for d in dirs]
+                if head_cache is not None:
+                    head_cache[b] = terms
             for p, bound in enumerate(bounds):
                 stats.add(p, s, bound.from_terms(terms), y)
     return stats.result()
@@ -366,6 +376,11 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
     # work: its products cost fan_in multiply-adds per output, the reuse one add per direction plus BN/ReLU
     reuse = (chain is not None and chain.head_reusable and chain.head_fan_in >= 8 * (1 + len(dirs))
              and chunk_points > 1 + len(dirs) and few_threads())
+    head_cache = None  # the terms of every batch, kept across chunks when they fit in _HEAD_CACHE_BYTES
+    if reuse and plan:
+        per_row = chain.head_terms(plan[0][3](plan[0][1][:1]), space.center).numel() * 4
+        if per_row * sum(len(b[1]) for b in plan) * (1 + len(dirs)) <= _HEAD_CACHE_BYTES:
+            head_cache = {}
     fast_mode = CpuFastPath() if use_fast else contextlib.nullcontext()
     bar = tqdm(total=len(todo), desc="probe", unit="pt", leave=False, file=sys.stderr) if progress and todo else None
     try:
@@ -386,7 +401,8 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
                             pre = recalibrated_buffers(sweep, {"model." + n: t for n, t in params.items()}, prefixed_buffers, recal_plan)
                             bufs = {n[6:]: t for n, t in pre.items()}
                         bounds.append(chain.bind(params, bufs, coords[i]))
-                    fused_stats = _fused_chunk(chain, bounds, plan, len(split_data), loss_fn, space.center, dirs if reuse else None)
+                    fused_stats = _fused_chunk(chain, bounds, plan, len(split_data), loss_fn, space.center,
+                                               dirs if reuse else None, head_cache)
                 for k, i in enumerate(chunk):
                     if fused_stats is not None:
                         loss, corr = fused_stats[k]
