@@ -199,3 +199,15 @@ def test_frozen_layers_fall_back_to_the_generic_path(ds):
     with torch.no_grad():
         ref = F.cross_entropy(m(ds.test_x), ds.test_y).item()
     assert res["splits"]["test"]["loss"][1] == pytest.approx(ref, rel=1e-5)
+
+
+def test_first_layer_cache_across_chunks_changes_nothing(ds, monkeypatch):
+    import asymvalley.probe.engine as engine
+
+    m = _trained("mlp", ds)
+    u = probe.make_direction("filter", m, seed=1)
+    alphas = probe.linspace(-1, 1, 11)
+    cached = probe.curve(m, ds, u, alphas, chunk_points=4, batch_size=90)
+    monkeypatch.setattr(engine, "_HEAD_CACHE_BYTES", 0)
+    fresh = probe.curve(m, ds, u, alphas, chunk_points=4, batch_size=90)
+    assert cached["splits"] == fresh["splits"]
