@@ -211,3 +211,92 @@ def test_first_layer_cache_across_chunks_changes_nothing(ds, monkeypatch):
     monkeypatch.setattr(engine, "_HEAD_CACHE_BYTES", 0)
     fresh = probe.curve(m, ds, u, alphas, chunk_points=4, batch_size=90)
     assert cached["splits"] == fresh["splits"]
+
+
+# --- found by review: modules used twice, Linear on 3-D input, cancellation, chunk dependence --------
+
+def _reference_points(model, data, direction, alphas):
+    """Deep copy, w + a u, eval mode, float64 cross-entropy over each split."""
+    import copy
+
+    out = {s: [] for s in data}
+    for a in alphas:
+        m = copy.deepcopy(model)
+        with torch.no_grad():
+            for n, p in m.named_parameters():
+                p.add_(direction.tensors[n], alpha=a)
+        m.eval()
+        with torch.no_grad():
+            for s, (x, y) in data.items():
+                out[s].append(float(F.cross_entropy(m(x).double(), y)))
+    return out
+
+
+def test_a_module_used_twice_is_evaluated_as_the_module_does():
+    from asymvalley.probe.directions import Direction
+
+    torch.manual_seed(0)
+    act = nn.ReLU()
+    shared = nn.Sequential(nn.Linear(4, 8), act, nn.Linear(8, 8), act, nn.Linear(8, 3))
+    with torch.no_grad():
+        shared[2].bias.fill_(10.0)  # the second ReLU does nothing at the centre, only away from it
+    u = Direction({n: torch.full_like(p, -20.0) if n == "2.bias" else torch.zeros_like(p)
+                   for n, p in shared.named_parameters()}, "bias")
+    data = {s: (torch.randn(60, 4), torch.randint(0, 3, (60,))) for s in ("train", "test")}
+    res = probe.points(shared, data, [u], [[0.0], [1.0]])
+    ref = _reference_points(shared, data, u, [0.0, 1.0])
+    assert res["kernels"] != "fused" and compile_chain(shared, (4,)) is None
+    for s in data:
+        assert res["splits"][s]["loss"] == pytest.approx(ref[s], rel=1e-5)
+
+
+@pytest.mark.parametrize("fast", [None, False])
+def test_tied_linear_keeps_the_users_parameters(fast):
+    torch.manual_seed(0)
+    lin = nn.Linear(4, 4)
+    tied = nn.Sequential(lin, nn.ReLU(), lin)
+    before = [(n, p) for n, p in tied.named_parameters(remove_duplicate=False)]
+    data = {s: (torch.randn(50, 4).abs(), torch.randint(0, 4, (50,))) for s in ("train", "test")}
+    u = probe.make_direction("gaussian", tied, seed=3)
+    res = probe.points(tied, data, [u], [[0.0], [1.0]], fast=fast)
+    after = [(n, p) for n, p in tied.named_parameters(remove_duplicate=False)]
+    assert [(n, id(p)) for n, p in before] == [(n, id(p)) for n, p in after]
+    assert all(isinstance(p, nn.Parameter) and p.requires_grad for _, p in after)
+    ref = _reference_points(tied, data, u, [0.0, 1.0])
+    for s in data:
+        assert res["splits"][s]["loss"] == pytest.approx(ref[s], rel=1e-5)
+
+
+def test_batchnorm_after_a_linear_on_3d_input_is_not_folded_on_the_wrong_axis():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(5, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Flatten(), nn.Linear(64, 3))
+    assert compile_chain(m, (8, 5)) is None
+    data = {s: (torch.randn(k, 8, 5), torch.randint(0, 3, (k,))) for s, k in (("train", 300), ("test", 200))}
+    u = probe.make_direction("gaussian", m, seed=1)
+    res = probe.points(m, data, [u], [[0.0], [0.5], [1.0]])
+    ref = _reference_points(m, data, u, [0.0, 0.5, 1.0])
+    for s in data:
+        assert res["splits"][s]["loss"] == pytest.approx(ref[s], rel=1e-5)
+
+
+@pytest.mark.parametrize("offset", [0.0, 10.0, 30.0, 1000.0])
+def test_cross_entropy_stats_keep_precision_on_shifted_confident_logits(offset):
+    """Softmax ignores a common shift of the logits; the loss sum must too (no cancellation of big sums)."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(8192, 10, generator=g)
+    y = torch.randint(0, 10, (8192,), generator=g)
+    logits[torch.arange(8192), y] += 6.0  # confident: small per-sample losses
+    exact = float(F.cross_entropy(logits.double(), y, reduction="sum"))
+    loss_sum, _ = cross_entropy_stats(logits + offset, y)
+    assert float(loss_sum) == pytest.approx(exact, rel=2e-6)
+
+
+def test_a_points_numbers_do_not_depend_on_its_chunk():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 3))
+    data = {s: (torch.randn(k, 20), torch.randint(0, 3, (k,))) for s, k in (("train", 600), ("test", 200))}
+    u = probe.make_direction("gaussian", m, seed=2)
+    coords = [[a] for a in (-1.0, -0.3, 0.2, 0.7, 1.3)]
+    runs = [probe.points(m, data, [u], coords, chunk_points=c) for c in (1, 2, 3, 8)]
+    assert len({r["kernels"] for r in runs}) == 1
+    assert all(r["splits"] == runs[0]["splits"] for r in runs)

@@ -374,8 +374,8 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
     use_fast = bool(fast) and chain is None
     # the first layer once per batch and direction instead of once per batch and point, where that saves
     # work: its products cost fan_in multiply-adds per output, the reuse one add per direction plus BN/ReLU
-    reuse = (chain is not None and chain.head_reusable and chain.head_fan_in >= 8 * (1 + len(dirs))
-             and chunk_points > 1 + len(dirs) and few_threads())
+    # (independent of chunk_points and sharding, so a point's numbers do not depend on its chunk)
+    reuse = chain is not None and chain.head_reusable and chain.head_fan_in >= 8 * (1 + len(dirs)) and few_threads()
     head_cache = None  # the terms of every batch, kept across chunks when they fit in _HEAD_CACHE_BYTES
     if reuse and plan:
         per_row = chain.head_terms(plan[0][3](plan[0][1][:1]), space.center).numel() * 4

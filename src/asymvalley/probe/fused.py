@@ -69,7 +69,9 @@ def _leaves(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]] | Non
         if type(module).forward is not nn.Sequential.forward:
             return None
         out: list[tuple[str, nn.Module]] = []
-        for name, child in module.named_children():
+        for name, child in module._modules.items():  # named_children() would skip a module used twice
+            if child is None:
+                continue
             sub = _leaves(child, f"{prefix}{name}.")
             if sub is None:
                 return None
@@ -91,17 +93,15 @@ def _conv_ok(m: nn.Module) -> bool:
             and all(int(d) == 1 for d in m.dilation))
 
 
-def compile_chain(model: nn.Module, input_shape: tuple[int, ...] | None = None,
+def compile_chain(model: nn.Module, input_shape: tuple[int, ...],
                   device: torch.device | str = "cpu") -> "FusedChain | None":
-    """A `FusedChain` for ``model`` (in eval mode) or ``None`` where it is not a chain of supported layers.
-
-    ``input_shape`` (one sample's shape) is needed when a ``Flatten`` follows a convolution.
-    """
+    """A `FusedChain` for ``model`` (evaluated in eval mode) on inputs of one-sample shape
+    ``input_shape``, or ``None`` where it is not a chain of supported layers."""
     if not fused_ops_available() or _has_hooks(model):
         return None
     leaves = _leaves(model, "")
-    if not leaves:
-        return None
+    if not leaves or len({id(m) for _, m in leaves}) != len(leaves):
+        return None  # a module called twice: its one set of weights would be bound as two layers
     steps: list = []
     for name, m in leaves:
         exact = type(m)
@@ -132,15 +132,18 @@ def compile_chain(model: nn.Module, input_shape: tuple[int, ...] | None = None,
             return None
     if not any(isinstance(s, _Layer) for s in steps):
         return None
-    if input_shape is not None:  # a dry run records what each Flatten receives (the module is left as it was)
-        x = torch.zeros(1, *input_shape, device=device)
-        flats = iter([s for s in steps if isinstance(s, _Flatten)])
-        with torch.no_grad(), preserve_module_state(model):
-            model.eval()
-            for _, m in leaves:
-                if isinstance(m, nn.Flatten):
-                    next(flats).shape = tuple(x.shape[1:])
-                x = m(x)
+    # a dry run records what each Flatten receives and checks that every Linear sees (N, features)
+    # (on higher-rank input a following BatchNorm1d would normalise another axis); the module is left as it was
+    x = torch.zeros(2, *input_shape, device=device)
+    flats = iter([s for s in steps if isinstance(s, _Flatten)])
+    with torch.no_grad(), preserve_module_state(model):
+        model.eval()
+        for _, m in leaves:
+            if isinstance(m, nn.Flatten):
+                next(flats).shape = tuple(x.shape[1:])
+            elif isinstance(m, nn.Linear) and x.dim() != 2:
+                return None
+            x = m(x)
     return FusedChain(steps)
 
 
@@ -196,8 +199,6 @@ class FusedChain:
         for step in self.steps[start:stop]:
             if isinstance(step, _Flatten):
                 if layout == "cl":
-                    if not step.shape:
-                        raise ValueError("compile_chain needs input_shape for a Flatten after a convolution")
                     flat_shape = step.shape
                     ops.append(_flatten_cl)
                 else:
@@ -362,9 +363,14 @@ def _im2col_conv1d_op(w: torch.Tensor, b, k: int, s: int, p: int, relu: bool):
 
 
 def cross_entropy_stats(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(sum of cross-entropy losses, number of argmax hits) of a batch, in one pass over the logits."""
+    """(sum of cross-entropy losses, number of argmax hits) of a batch, in one pass over the logits.
+
+    Each sample's loss is ``log sum_c exp(l_c - top) - (l_y - top)``, summed in float64: no
+    large terms that cancel, so confident predictions keep their relative precision.
+    """
     top, arg = logits.max(dim=1)
-    lse = (logits - top.unsqueeze(1)).exp_().sum(dim=1).log_().add_(top)
-    loss_sum = lse.sum() - logits.gather(1, y.unsqueeze(1)).sum()
+    log_z = (logits - top.unsqueeze(1)).exp_().sum(dim=1).log_()
+    margin = logits.gather(1, y.unsqueeze(1)).squeeze(1) - top
+    loss_sum = (log_z - margin).sum(dtype=torch.float64)
     correct = (arg == y).sum()
-    return loss_sum.double(), correct.double()
+    return loss_sum, correct.double()

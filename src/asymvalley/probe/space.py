@@ -107,14 +107,18 @@ def tensors_digest(tensors: Mapping[str, torch.Tensor], names: Sequence[str] | N
 
 @contextmanager
 def preserve_module_state(model: nn.Module) -> Iterator[None]:
-    """Restore every submodule's ``training`` flag and BN ``momentum`` on exit (also on error).
+    """Restore every submodule's ``training`` flag, BN ``momentum`` and its parameter and buffer
+    objects on exit (also on error).
 
-    Parameters and buffers are never written by the engine (it uses
-    `functional_call` with its own tensors); this guards the attributes the BN
-    policy has to flip to run a training-mode pass.
+    The engine never writes parameters or buffers (it uses `functional_call` with
+    its own tensors); this guards the attributes the BN policy has to flip to run
+    a training-mode pass, and the module's own tensor objects.
     """
     modes = [(m, m.training) for m in model.modules()]
     momenta = [(m, m.momentum) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    # functional_call on a module used twice (tied weights) can leave plain tensors in place of the
+    # module's Parameters (torch 2.13): put the very same objects back
+    tensors = [(m, dict(m._parameters), dict(m._buffers)) for m in model.modules(remove_duplicate=False)]
     try:
         yield
     finally:
@@ -122,6 +126,13 @@ def preserve_module_state(model: nn.Module) -> Iterator[None]:
             m.training = t
         for m, mo in momenta:
             m.momentum = mo
+        for m, params, bufs in tensors:
+            for n, t in params.items():
+                if m._parameters.get(n) is not t:
+                    m._parameters[n] = t
+            for n, t in bufs.items():
+                if m._buffers.get(n) is not t:
+                    m._buffers[n] = t
 
 
 def call(model: nn.Module, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
