@@ -133,15 +133,15 @@ def test_killed_probe_resumes(run_dir, tmp_path):
     script = f"""
 import sys, os, signal, torch.nn.functional as F
 sys.argv = ['asymvalley']
-import asymvalley.probe.engine as e
-orig = e._batch_stats
+import asymvalley.probe.stats as st_mod
+orig = st_mod.batch_stats
 n = [0]
 def dying(*args):
     n[0] += 1
     if n[0] > 2 * 20:   # 2 batches per point: die inside the third chunk of 8 points
         os.kill(os.getpid(), signal.SIGKILL)
     return orig(*args)
-e._batch_stats = dying
+st_mod.batch_stats = dying
 from asymvalley.cli.probe_cmd import run_probe
 run_probe({str(run_dir)!r}, 'gaussian', points=41, out=None, progress=False)
 """
@@ -153,20 +153,20 @@ run_probe({str(run_dir)!r}, 'gaussian', points=41, out=None, progress=False)
     st.close()
     assert done == set(range(16))  # chunks of 8 points: 0..7 and 8..15 finished, 16..23 lost
     from asymvalley.cli.probe_cmd import run_probe
-    import asymvalley.probe.engine as e
+    import asymvalley.probe.stats as st_mod
 
     calls = [0]
-    orig = e._batch_stats
+    orig = st_mod.batch_stats
 
     def counting(*args):
         calls[0] += 1
         return orig(*args)
 
-    e._batch_stats = counting
+    st_mod.batch_stats = counting
     try:
         res = run_probe(str(run_dir), "gaussian", points=41, out=tmp_path / "c.json", progress=False)
     finally:
-        e._batch_stats = orig
+        st_mod.batch_stats = orig
     assert calls[0] == 2 * (41 - 16)
     assert res["curve_id"] == curve and _points(run_dir, curve) == 82
 

@@ -202,13 +202,13 @@ def test_frozen_layers_fall_back_to_the_generic_path(ds):
 
 
 def test_first_layer_cache_across_chunks_changes_nothing(ds, monkeypatch):
-    import asymvalley.probe.engine as engine
+    import asymvalley.probe.fused_sweep as fused_sweep
 
     m = _trained("mlp", ds)
     u = probe.make_direction("filter", m, seed=1)
     alphas = probe.linspace(-1, 1, 11)
     cached = probe.curve(m, ds, u, alphas, chunk_points=4, batch_size=90)
-    monkeypatch.setattr(engine, "_HEAD_CACHE_BYTES", 0)
+    monkeypatch.setattr(fused_sweep, "HEAD_CACHE_BYTES", 0)
     fresh = probe.curve(m, ds, u, alphas, chunk_points=4, batch_size=90)
     assert cached["splits"] == fresh["splits"]
 

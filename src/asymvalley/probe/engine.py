@@ -15,9 +15,9 @@ How the engine batches
   stay in cache and in the allocator's free lists; full-split batches of the
   anchors' way page-fault on glibc's allocator) and 4096 on CUDA; override
   with ``batch_size``.
-* **Streaming accumulation** (torchmetrics style): `_update` turns a batch into
+* **Streaming accumulation** (torchmetrics style): `asymvalley.probe.stats.update` turns a batch into
   sufficient statistics ``(sum of losses, correct, count)`` accumulated in
-  float64; `_compute` finishes them. Memory is independent of the number of
+  float64; `compute` finishes them. Memory is independent of the number of
   points: only three numbers per split and point are kept.
 * **CPU kernels**: without slopes, a model that is a chain of Linear/Conv/BN/ReLU
   layers is evaluated through `asymvalley.probe.fused` (BN folded into the
@@ -55,47 +55,18 @@ from tqdm.auto import tqdm
 from torch.func import functional_call, jvp
 
 from ..errors import UsageError
-from . import distributed
+from . import distributed, fused_sweep, stats
 from .bn import BNPolicy, bn_modules, parse_bn, recalibrated_buffers, recalibration_subset
 from .directions import Direction
 from .fastpath import CpuFastPath
-from .fused import BoundChain, FusedChain, compile_chain, cross_entropy_stats, few_threads
 from .inputs import SplitData, channels_last, check_model_runs, resolve_data
 from .space import ParamSpace, preserve_module_state, tensors_digest
 
 __all__ = ["evaluate", "resolve_data", "default_batch_size", "curve_key", "SplitData"]
 
 
-#: memory the first-layer terms of a curve may keep between chunks (`_fused_chunk`)
-_HEAD_CACHE_BYTES = 64 * 2 ** 20
-
-
 def default_batch_size(device: torch.device) -> int:
     return 4096 if device.type == "cuda" else 1024
-
-
-# ---------------------------------------------------------------------------------
-# streaming statistics (update / compute)
-# ---------------------------------------------------------------------------------
-def _update(out: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sufficient statistics of one batch: (sum of per-sample losses, number correct)."""
-    n = y.shape[0]
-    if loss_fn is F.cross_entropy:
-        loss_sum = F.cross_entropy(out, y, reduction="sum")
-    else:
-        loss_sum = loss_fn(out, y) * n
-    if out.dim() == 2 and not y.is_floating_point():
-        correct = (out.argmax(dim=1) == y).sum()
-    else:
-        correct = torch.tensor(float("nan"), device=out.device)
-    return loss_sum.double(), correct.detach().double()
-
-
-def _compute(stats: torch.Tensor) -> tuple[float, float, float | None]:
-    """(mean loss, accuracy, mean slope or None) from accumulated ``[loss_sum, correct, n, slope_sum]``."""
-    loss_sum, correct, n, slope_sum = (float(v) for v in stats)
-    slope = None if math.isnan(slope_sum) else slope_sum / n
-    return loss_sum / n, correct / n, slope
 
 
 class _Sweep(nn.Module):
@@ -120,98 +91,12 @@ class _Sweep(nn.Module):
         losses: list[list[torch.Tensor]] = [[] for _ in range(self.n_splits)]
         corrects: list[list[torch.Tensor]] = [[] for _ in range(self.n_splits)]
         for s, x, y, prep in plan:
-            ls, c = _batch_stats(self.model(prep(x)), y, self.loss_fn, self.fused_ce)
+            ls, c = stats.batch_stats(self.model(prep(x)), y, self.loss_fn, self.fused_ce)
             losses[s].append(ls)
             corrects[s].append(c)
         loss = torch.stack([torch.stack(l).sum() for l in losses])
         corr = torch.stack([torch.stack(c).sum() for c in corrects])
         return loss, corr
-
-
-def _batch_stats(out: torch.Tensor, y: torch.Tensor, loss_fn: Callable, fused_ce: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-    """`_update`, with cross-entropy and accuracy in one pass over the logits where ``fused_ce``
-    (not under forward-mode AD, where the plain ``F.cross_entropy`` gives the slopes) and on
-    CPU at few threads (at many, each small elementwise pass costs more than it saves)."""
-    if fused_ce and loss_fn is F.cross_entropy and not out.is_cuda and few_threads() and not y.is_floating_point() and out.dim() == 2:
-        return cross_entropy_stats(out, y)
-    return _update(out, y, loss_fn)
-
-
-class _ChunkStats:
-    """Per (point, split) sums of loss and hits for a chunk. Batch outputs are buffered up to
-    ``rows`` rows and finished by one `_batch_stats` call: the loss is a handful of small
-    elementwise ops whose fixed cost would otherwise be paid once per mini-batch."""
-
-    def __init__(self, n_points: int, n_splits: int, loss_fn: Callable, rows: int = 8192):
-        self.loss = torch.zeros(n_points, n_splits, dtype=torch.float64)
-        self.corr = torch.zeros(n_points, n_splits, dtype=torch.float64)
-        self.loss_fn, self.rows = loss_fn, rows
-        self.pending: dict[tuple[int, int], tuple[list, list]] = {}
-
-    def add(self, p: int, s: int, out: torch.Tensor, y: torch.Tensor) -> None:
-        outs, ys = self.pending.setdefault((p, s), ([], []))
-        outs.append(out)
-        ys.append(y)
-        if sum(len(t) for t in ys) >= self.rows:
-            self._flush((p, s))
-
-    def _flush(self, key: tuple[int, int]) -> None:
-        outs, ys = self.pending.pop(key)
-        out, y = (outs[0], ys[0]) if len(outs) == 1 else (torch.cat(outs), torch.cat(ys))
-        ls, c = _batch_stats(out, y, self.loss_fn)
-        self.loss[key] += ls
-        self.corr[key] += c
-
-    def result(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        for key in list(self.pending):
-            self._flush(key)
-        return [(self.loss[p], self.corr[p]) for p in range(len(self.loss))]
-
-
-def _fused_chunk(chain: FusedChain, bounds: Sequence[BoundChain], plan: list, n_splits: int, loss_fn: Callable,
-                 center: Mapping[str, torch.Tensor], dirs: Sequence[Mapping[str, torch.Tensor]] | None,
-                 head_cache: dict | None = None) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per point of a chunk, per-split (loss sum, correct) over the plan with bound fused chains.
-
-    With ``dirs`` the batches are the outer loop: the first layer is computed at the centre
-    and along each direction once per batch (`FusedChain.head_terms`) and each point is
-    finished from those terms; ``head_cache`` (batch index -> terms) keeps them for the next
-    chunks. Without ``dirs`` each point sweeps the batches in turn.
-    """
-    stats = _ChunkStats(len(bounds), n_splits, loss_fn)
-    if dirs is None:
-        for p, bound in enumerate(bounds):
-            for s, x, y, prep in plan:
-                stats.add(p, s, bound(prep(x)), y)
-    else:
-        for b, (s, x, y, prep) in enumerate(plan):
-            terms = head_cache.get(b) if head_cache is not None else None
-            if terms is None:
-                xb = prep(x)
-                terms = [chain.head_terms(xb, center)] + [chain.head_terms(xb, d) for d in dirs]
-                if head_cache is not None:
-                    head_cache[b] = terms
-            for p, bound in enumerate(bounds):
-                stats.add(p, s, bound.from_terms(terms), y)
-    return stats.result()
-
-
-def _try_fused(model: nn.Module, space: ParamSpace, buffers: Mapping[str, torch.Tensor], sample: torch.Tensor) -> FusedChain | None:
-    """A fused chain for ``model`` if it recognises the architecture *and* reproduces the module's
-    forward at the centre on ``sample`` (float32 rounding); otherwise ``None`` (generic path)."""
-    try:
-        chain = compile_chain(model, tuple(sample.shape[1:]), device=sample.device)
-        if chain is None or not (chain.has_conv_or_bn or few_threads()):
-            return None  # Linear/ReLU-only chains at many threads: the generic path is as fast (measured, 16-core Xeon)
-        with torch.no_grad():
-            ref = functional_call(model, (space.center, dict(buffers)), (sample,), strict=False)
-            got = chain.bind(space.center, buffers)(sample)
-        scale = float(ref.abs().max()) if ref.numel() else 0.0
-        if got.shape != ref.shape or not torch.allclose(got, ref, rtol=1e-4, atol=1e-5 * max(scale, 1.0)):
-            return None
-        return chain
-    except Exception:  # an unusual layer configuration: the generic path handles it
-        return None
 
 
 @contextlib.contextmanager
@@ -368,19 +253,11 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
         with preserve_module_state(model):
             model.eval()
             sample = split_data[0].prepare(split_data[0].x[:64])
-            chain = _try_fused(model, space, buffers, sample)
+            chain = fused_sweep.try_fused(model, space, buffers, sample)
     if fast is None:  # only where it pays: 1-D convolutions or BatchNorm on CPU (the mode costs a few us per op)
         fast = device.type == "cpu" and any(isinstance(mod, (nn.Conv1d, nn.modules.batchnorm._BatchNorm)) for mod in model.modules())
     use_fast = bool(fast) and chain is None
-    # the first layer once per batch and direction instead of once per batch and point, where that saves
-    # work: its products cost fan_in multiply-adds per output, the reuse one add per direction plus BN/ReLU
-    # (independent of chunk_points and sharding, so a point's numbers do not depend on its chunk)
-    reuse = chain is not None and chain.head_reusable and chain.head_fan_in >= 8 * (1 + len(dirs)) and few_threads()
-    head_cache = None  # the terms of every batch, kept across chunks when they fit in _HEAD_CACHE_BYTES
-    if reuse and plan:
-        per_row = chain.head_terms(plan[0][3](plan[0][1][:1]), space.center).numel() * 4
-        if per_row * sum(len(b[1]) for b in plan) * (1 + len(dirs)) <= _HEAD_CACHE_BYTES:
-            head_cache = {}
+    reuse, head_cache = fused_sweep.head_reuse(chain, plan, space.center, len(dirs))
     fast_mode = CpuFastPath() if use_fast else contextlib.nullcontext()
     bar = tqdm(total=len(todo), desc="probe", unit="pt", leave=False, file=sys.stderr) if progress and todo else None
     try:
@@ -401,7 +278,7 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
                             pre = recalibrated_buffers(sweep, {"model." + n: t for n, t in params.items()}, prefixed_buffers, recal_plan)
                             bufs = {n[6:]: t for n, t in pre.items()}
                         bounds.append(chain.bind(params, bufs, coords[i]))
-                    fused_stats = _fused_chunk(chain, bounds, plan, len(split_data), loss_fn, space.center,
+                    fused_stats = fused_sweep.fused_chunk(chain, bounds, plan, len(split_data), loss_fn, space.center,
                                                dirs if reuse else None, head_cache)
                 for k, i in enumerate(chunk):
                     if fused_stats is not None:
@@ -420,10 +297,10 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
                         else:
                             loss, corr = functional_call(sweep, (params, bufs), (plan,), strict=False)
                             slope_sum = torch.full_like(loss, float("nan"))
-                    stats = torch.stack([loss.detach().cpu(), corr.detach().cpu(), counts, slope_sum.cpu()], dim=1)
+                    point_stats = torch.stack([loss.detach().cpu(), corr.detach().cpu(), counts, slope_sum.cpu()], dim=1)
                     res = {}
                     for si, s in enumerate(split_names):
-                        lo, ac, sl = _compute(stats[si])
+                        lo, ac, sl = stats.compute(point_stats[si])
                         res[s] = (lo, ac, sl)
                         rows_out.append((i, s, coords[i], lo, ac, sl))
                     computed[i] = res
