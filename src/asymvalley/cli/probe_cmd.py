@@ -63,6 +63,18 @@ def parse_direction_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return kind, opts
 
 
+def parse_range(value: tuple[str, str]) -> tuple[float, float]:
+    """``--range A B``: two numbers, separated by a space (``--range -2 2``; a negative ``A`` is fine).
+
+    >>> parse_range(("-2", "2"))
+    (-2.0, 2.0)
+    """
+    try:
+        return float(value[0]), float(value[1])
+    except ValueError:
+        raise UsageError(f"--range takes two numbers separated by a space, e.g. --range -2 2 (got {' '.join(value)!r})") from None
+
+
 def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, float] = (-1.0, 1.0), points: int = 41,
               splits: str = "train,test", bn: str = "eval", slopes: bool = False, checkpoint: Optional[str] = None,
               batch_size: Optional[int] = None, device: str = "cpu", out: Optional[Path] = None, progress: bool = True,
@@ -194,7 +206,8 @@ def register(app: typer.Typer) -> None:
         direction: str = typer.Option(..., "--direction", help="gaussian | uniform | filter[:keep] | layer[:keep] | interp:A->B | "
                                       "inter_plus_rand:A->B | pca[:K] | hessian[:K] | path/to/direction.pt"),
         seed: int = typer.Option(0, "--seed", help="seed of random directions"),
-        range_: tuple[float, float] = typer.Option((-1.0, 1.0), "--range", help="A B: alpha from A to B (A < B)"),
+        range_: tuple[str, str] = typer.Option(("-1", "1"), "--range", metavar="A B", show_default=False, callback=parse_range,
+                                               help="alpha from A to B: two numbers, A < B (default -1 1; e.g. --range -2 2)"),
         points: int = typer.Option(41, "--points", help="number of alphas (>= 3)"),
         splits: str = typer.Option("train,test", "--splits", help="comma-separated: train,test"),
         bn: str = typer.Option("eval", "--bn", help="eval | recalibrate | recalibrate:N"),

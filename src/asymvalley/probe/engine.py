@@ -45,16 +45,15 @@ import contextlib
 import hashlib
 import json
 import math
-import sys
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 from torch.func import functional_call, jvp
 
 from ..errors import UsageError
+from ..progress import progress_bar
 from . import distributed, fused_sweep, stats
 from .bn import BNPolicy, bn_modules, parse_bn, recalibrated_buffers, recalibration_subset
 from .directions import Direction
@@ -259,7 +258,7 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
     use_fast = bool(fast) and chain is None
     reuse, head_cache = fused_sweep.head_reuse(chain, plan, space.center, len(dirs))
     fast_mode = CpuFastPath() if use_fast else contextlib.nullcontext()
-    bar = tqdm(total=len(todo), desc="probe", unit="pt", leave=False, file=sys.stderr) if progress and todo else None
+    bar = progress_bar(len(todo), "probe", "pt", leave=False) if progress and todo else None
     try:
         check_model_runs(model, split_data[0], device)
         amp = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
