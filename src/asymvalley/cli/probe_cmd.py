@@ -87,6 +87,7 @@ def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, f
     from ..probe import curve, linspace
     from ..probe import distributed
     from ..probe.bn import parse_bn
+    from ..probe.request import check_autocast, check_batch_size, check_device
     from ..probe.directions import Direction, make_direction
     from ..probe.space import ParamSpace
     from ..store import STORE_NAME, RunStore
@@ -100,16 +101,8 @@ def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, f
     if not split_list:
         raise UsageError("--splits is empty; use e.g. --splits train,test")
     policy = parse_bn(bn)
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise UsageError(f"unknown device {device!r}; use cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda requested but no CUDA device is available; use --device cpu")
-    if batch_size is not None and batch_size < 1:
-        raise UsageError(f"--batch-size must be >= 1, not {batch_size}")
-    if autocast is not None and autocast not in ("bf16", "fp16"):
-        raise UsageError(f"unknown --autocast {autocast!r}; use bf16 or fp16 (CUDA only)")
-    if autocast is not None and not device.startswith("cuda"):
-        raise UsageError("--autocast is for --device cuda only; leave it out on CPU (fp32 is exact)")
+    check_autocast(autocast, check_device(device))  # the probe request's own checks, before any checkpoint is read
+    check_batch_size(batch_size, "--batch-size")
     if out is not None and Path(out).is_dir():
         raise UsageError(f"--out {out} is a directory; give a file name such as curve.json")
     if out is not None:
