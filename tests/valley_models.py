@@ -13,7 +13,7 @@ import torch.nn.functional as F
 class LiftedValley(nn.Module):
     """``out[:, 0] = <w, a> - s`` (``s`` the sample's shift, its only input feature), ``out[:, 1] = |P_perp w|^2``."""
 
-    def __init__(self, d: int = 6, z0: float = 0.0, seed: int = 0):
+    def __init__(self, d: int = 6, z0: float = 0.0, seed: int = 123):
         super().__init__()
         a = torch.randn(d, generator=torch.Generator().manual_seed(seed))
         self.register_buffer("a", a / a.norm())
