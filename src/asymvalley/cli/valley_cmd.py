@@ -18,7 +18,7 @@ from ..errors import UsageError
 def run_valley(target: str, out: Path, families: str, k: int, seed: int, checkpoint: str, validation: Optional[str],
                bn: str, points: int, radius: Optional[float], progress: bool = True) -> dict:
     """The body of ``asymvalley valley`` (also callable from tests)."""
-    from ..checkpoint import check_writable
+    from ..io import check_writable, refuse_clobber
     from ..probe.bn import parse_bn
     from ..valley import load_target, valley, write_valley
     from ..valley.certify import check_families
@@ -29,6 +29,7 @@ def run_valley(target: str, out: Path, families: str, k: int, seed: int, checkpo
     parse_bn(bn)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory; choose a directory")
+    refuse_clobber(out, "--out", inputs=[target, validation])
     check_writable(out, "--out", directory=True)
     t = load_target(target, checkpoint=checkpoint, validation=validation)
     doc = valley(t["model"], t["data"], families=fams, k=k, seed=seed, bn=bn, points=points, radius=radius,

@@ -11,7 +11,6 @@ Training data certify directions, a validation split that training never saw sel
 
 from __future__ import annotations
 
-import json
 import sys
 import types
 from pathlib import Path
@@ -25,14 +24,14 @@ __all__ = ["valley", "write_valley", "load_target", "FAMILIES", "DEFAULT_FAMILIE
 
 def write_valley(doc: dict, out: str | Path) -> list[str]:
     """Write ``valley.json``, its figures and ``valley.html`` into directory ``out``; returns the files written."""
-    from ..checkpoint import atomic_write_text
+    from ..io import atomic_write_text, write_json
     from ..report.valley_page import render_valley_html
     from .figures import draw_figures
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     figures = draw_figures(doc, out / "figures")
-    atomic_write_text(out / "valley.json", json.dumps(doc, indent=1) + "\n")
+    write_json(out / "valley.json", doc)
     atomic_write_text(out / "valley.html", render_valley_html(doc, out, figures))
     return ["valley.json", "valley.html", *figures]
 

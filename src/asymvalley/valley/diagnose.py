@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..errors import UsageError
+from ..io import plain
 from .certify import certify_family, check_families
 from .move import select_move
 from .roles import DataRoles
@@ -34,16 +35,6 @@ DEFAULT_K = 3
 DEFAULT_POINTS = 17
 C_MIN = 2.0  # the paper's threshold for an asymmetric direction
 DEFAULT_BN = "recalibrate:500"  # BN statistics re-estimated at every point on 500 training samples (probe.bn: <= 1 % of the loss)
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    return obj
 
 
 def _check_settings(model: Any, k: Any, points: Any, radius: Any) -> None:
@@ -123,4 +114,4 @@ def valley(model: nn.Module, data: Any, *, validation: Any = None, families: Seq
     doc = {"format": "asymvalley.valley/1", "settings": settings, "model": dict(info or {}), "validation": roles.validation,
            "families": fam_info, "directions": rows, **result, "curves": curves,
            "elapsed_s": time.perf_counter() - t0}
-    return _plain(doc)
+    return plain(doc)
