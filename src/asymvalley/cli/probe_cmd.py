@@ -198,7 +198,7 @@ def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, f
 
     # -- evaluate (writes the store in chunks), then the JSON ----------------------------
     distributed.init_from_env(device)
-    store = RunStore(run_dir, create=False) if run_dir is not None and (run_dir / STORE_NAME).is_file() else None
+    store = RunStore(run_dir, create=False) if run_dir is not None and os.path.lexists(run_dir / STORE_NAME) else None
     try:
         key_extra = {"checkpoint": sha256_file(center_path), "direction_spec": direction, "dataset": ckpt["dataset"]}
         res = curve(model, dataset, u, alphas, splits=split_list, bn=policy, slopes=slopes, batch_size=batch_size,

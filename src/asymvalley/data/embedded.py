@@ -32,7 +32,8 @@ def cache_dir() -> Path:
     xdg = os.environ.get("XDG_CACHE_HOME")
     if xdg and os.path.isabs(xdg):
         return Path(xdg) / "asymvalley"
-    home = os.path.expanduser("~")
+    env_home = os.environ.get("HOME")
+    home = os.path.expanduser("~") if env_home is None or env_home.strip() else ""
     if not os.path.isabs(home):
         from ..errors import UsageError
 
