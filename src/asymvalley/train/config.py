@@ -41,6 +41,7 @@ class TrainConfig:
     init_checkpoint: str | None = None
     n_train: int | None = None
     n_test: int | None = None
+    val_fraction: float = 0.0  # held out of the training split (seeded by ``seed``), never trained on; see data.validation
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -63,6 +64,9 @@ class TrainConfig:
         for name in ("n_train", "n_test"):
             if getattr(self, name) is not None:
                 check_count(getattr(self, name), name, 1, 2**40)
+        from ..data.validation import check_val_fraction
+
+        check_val_fraction(self.val_fraction)
 
     @property
     def total_epochs(self) -> int:

@@ -25,7 +25,6 @@ import torch
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, update_bn
-from tqdm.auto import tqdm
 
 from .. import data as data_registry
 from .. import models as model_registry
@@ -33,13 +32,14 @@ from ..checkpoint import build_model, read_checkpoint, safe_torch_load, save_che
 from ..dist import barrier, init_from_env, rank_world
 from ..errors import UsageError
 from ..io import atomic_write_bytes, atomic_write_text, check_writable, directory_lock, json_text, refuse_clobber
+from ..progress import progress_bar
 from ..store import STORE_NAME, RunStore
 from .config import TrainConfig
 from .fingerprint import config_diff, fingerprint, option_names
 from .loop import epoch_generator, evaluate, train_batches, train_epoch
 from .schedule import swa_learning_rate
 
-__all__ = ["run_training", "prepare_run", "final_metrics"]
+__all__ = ["run_training", "prepare_run", "final_metrics", "training_data"]
 
 FINAL_NAMES = ("sgd", "swa", "sgd_after_swa")
 
@@ -68,9 +68,7 @@ def prepare_run(cfg: TrainConfig, out: str | Path, resume: bool) -> tuple[Path, 
     check_writable(out, "--out", directory=True)
     if out.is_dir():
         check_run_dir(out, cfg, resume)  # early, on every rank; again under the lock before anything is written
-    if cfg.n_train or cfg.n_test:
-        data = data.subset(cfg.n_train, cfg.n_test)
-    data = data.to(cfg.device)
+    data = training_data(cfg, data)[0].to(cfg.device)
     torch.manual_seed(cfg.seed)
     model = model_registry.create(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes, **cfg.model_kwargs)
     if cfg.init_checkpoint:  # start from given weights (e.g. small-batch SGD from a large-batch solution, Appendix G)
@@ -133,6 +131,17 @@ def check_run_dir(out: Path, cfg: TrainConfig, resume: bool, load_state: bool = 
     return state
 
 
+def training_data(cfg: TrainConfig, data: data_registry.DataSplits | None = None):
+    """The run's data as training saw it: ``(splits, validation or None)``; with ``val_fraction`` the held-out
+    samples are removed from the training split (`asymvalley.data.validation.holdout`)."""
+    from ..data.validation import holdout
+
+    data = data if data is not None else data_registry.load(cfg.dataset, **cfg.dataset_kwargs)
+    if cfg.n_train or cfg.n_test:
+        data = data.subset(cfg.n_train, cfg.n_test)
+    return holdout(data, cfg.val_fraction, cfg.seed) if cfg.val_fraction else (data, None)
+
+
 def final_metrics(model: nn.Module, data: data_registry.DataSplits) -> dict[str, float]:
     tr_loss, tr_acc = evaluate(model, data, "train")
     te_loss, te_acc = evaluate(model, data, "test")
@@ -176,6 +185,8 @@ def _train(cfg: TrainConfig, out: Path, data, model: nn.Module, state: dict[str,
         with store.transaction() as conn:
             store.set_meta("train_config", config, conn=conn)
             store.set_meta("train_fingerprint", config_fp, conn=conn)
+            if "validation" in data.info:  # the held-out split, named so `valley` can check it rebuilds the same samples
+                store.set_meta("validation", data.info["validation"], conn=conn)
 
     def save(name: str, state_dict: dict) -> None:
         if not main:
@@ -203,7 +214,7 @@ def _train(cfg: TrainConfig, out: Path, data, model: nn.Module, state: dict[str,
     elif not (ckpt_dir / "epoch_000.pt").exists():
         save("epoch_000", model.state_dict())
 
-    bar = tqdm(total=cfg.total_epochs, initial=start, desc=f"train {cfg.model}", unit="epoch", disable=not (progress and main), leave=False)
+    bar = progress_bar(cfg.total_epochs, f"train {cfg.model}", "epoch", enabled=progress and main, initial=start, each=True, leave=False)
     for epoch in range(start, cfg.total_epochs):
         main_phase = epoch < cfg.epochs
         lr = swa_learning_rate(epoch, cfg.lr, cfg.swa_lr, cfg.swa_start) if main_phase else cfg.sgd_after_swa_lr
