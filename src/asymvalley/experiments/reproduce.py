@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 
 from .. import data as data_registry
-from ..checkpoint import check_writable
+from ..io import check_writable, refuse_clobber
 from ..errors import UsageError
 from ..progress import progress_bar
 from ..store import STORE_NAME, RunStore
@@ -57,6 +57,7 @@ def _check_only(only: list[str] | None) -> list[str] | None:
 
 def _check_out(out: Path, preset_name: str) -> None:
     if not out.is_file():  # (an existing file gets the message below)
+        refuse_clobber(out, "--out")
         check_writable(out, "--out", directory=True)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory; choose another path")
@@ -65,6 +66,8 @@ def _check_out(out: Path, preset_name: str) -> None:
     if (out / STORE_NAME).exists():
         with RunStore(out, create=False) as store:
             prev = store.get_meta("preset")
+            if prev is None and store.get_meta("train_config") is not None:
+                raise UsageError(f"--out {out} holds a training run (`asymvalley train`), not a reproduction; choose a new directory")
         if prev is not None and prev != preset_name:
             raise UsageError(f"{out} holds a '{prev}' reproduction; rerun with --preset {prev} to resume it, or choose a new --out")
 

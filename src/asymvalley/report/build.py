@@ -6,10 +6,9 @@ is drawn from stored numbers and ``results.json`` is regenerated bitwise identic
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ..checkpoint import atomic_write_text
+from ..io import atomic_write_text, write_json
 from ..errors import UsageError
 from ..experiments import EXPERIMENTS
 from ..experiments.claims import judge_claims, plain
@@ -25,6 +24,9 @@ def build_report(out: str | Path) -> dict:
         raise UsageError(f"{out} holds no reproduce results ({STORE_NAME} missing); run `asymvalley reproduce --out {out}` first")
     with RunStore(out, create=False) as store:
         preset = store.get_meta("preset")
+        if preset is None:
+            raise UsageError(f"{out} holds no reproduce results (its {STORE_NAME} records no preset); "
+                             f"run `asymvalley reproduce --out DIR` into a new directory first")
         elapsed = store.get_meta("elapsed_s")
         results = {n: store.get_unit("experiment", n) for n in EXPERIMENTS.names() if store.has_unit("experiment", n)}
         timings = store.units("timing")
@@ -34,6 +36,6 @@ def build_report(out: str | Path) -> dict:
     doc = plain({"preset": preset, "elapsed_s": elapsed, "claims": claims,
                  "experiments": {n: {"title": EXPERIMENTS.get(n).title, "seconds": timings.get(n, {}).get("seconds"),
                                      "figures": figures[n]} for n in results}})
-    atomic_write_text(out / "results.json", json.dumps(doc, indent=1, sort_keys=True))
+    write_json(out / "results.json", doc, sort_keys=True)
     atomic_write_text(out / "report.html", render_html(doc, out))
     return doc
