@@ -316,3 +316,48 @@ def test_loader_that_changes_between_passes_fails():
 
     with pytest.raises(UsageError, match=r"samples per split at one point and .* at another; a loader must yield the same"):
         av.probe.curve(m, {"train": Shrinking()}, u, [-1, 0, 1], splits=["train"], memory_budget=0)
+
+
+# --------------------------------------------------------------------------- the CLI on a user's SPEC.py
+SPEC_HEAD = """
+import torch, torch.nn as nn, torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+torch.manual_seed(0)
+model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+ds = TensorDataset(torch.randn(40, 4), torch.randint(0, 3, (40,)))
+"""
+
+
+def test_cli_probes_a_users_spec_file(cli, tmp_path):
+    spec = tmp_path / "spec.py"
+    spec.write_text(SPEC_HEAD + "data = {'train': DataLoader(ds, batch_size=16), 'val': [(t[0][:8], t[1][:8]) for t in [ds[:]]]}\n")
+    out = tmp_path / "c.json"
+    code, stdout, err = cli("probe", spec, "--direction", "filter", "--splits", "train,val", "--points", "5", "--slopes", "--out", out)
+    assert code == 0, err
+    res = json.loads(out.read_text())
+    assert res["spec"] == str(spec) and set(res["splits"]) == {"train", "val"} and len(res["splits"]["val"]["slope"]) == 5
+    code, stdout, _ = cli("analyze", "asymmetry", out, "--out", tmp_path / "a.json")
+    assert code == 0 and stdout.count("\n") == 1
+
+
+@pytest.mark.parametrize("body, message", [
+    ("data = {'train': DataLoader(ds, batch_size=8, shuffle=True)}",
+     "error: split 'train': the DataLoader shuffles (RandomSampler); every point must see the same samples, so build it with shuffle=False\n"),
+    ("data = {'train': DataLoader(torch.utils.data.Subset(ds, []), batch_size=8)}",
+     "error: split 'train' yields no batches; give it at least one sample\n"),
+    ("data = {'train': DataLoader(ds, batch_size=8)}\nbatch_fn = lambda m, b: (F.cross_entropy(m(b[0]), b[1], reduction='none'), 8)",
+     "error: split 'train': batch_fn's loss_sum must be a scalar floating tensor (the batch's summed loss), not a tensor of "
+     "shape (8,); sum the per-sample losses\n"),
+    ("class M(nn.Module):\n    def forward(self, x):\n        return {'features': x}\nmodel = M()\nmodel.w = nn.Parameter(torch.ones(1))\n"
+     "data = {'train': DataLoader(ds, batch_size=8)}",
+     "error: the model's output (dict with keys features) has neither 'logits' nor 'loss'; return logits, or pass "
+     "batch_fn=(model, batch) -> (loss_sum, count[, correct])\n"),
+    ("data = {'train': DataLoader(ds, batch_size=8)}\nraise ValueError('bad spec')", "error: {spec} raised ValueError (line 8): bad spec; fix the file and rerun\n"),
+])
+def test_cli_bad_batch_protocol_input_is_one_line_exit_2(cli, tmp_path, body, message):
+    spec = tmp_path / "spec.py"
+    spec.write_text(SPEC_HEAD + body + "\n")
+    out = tmp_path / "c.json"
+    code, stdout, err = cli("probe", spec, "--direction", "gaussian", "--splits", "train", "--points", "3", "--out", out)
+    assert (code, stdout, err) == (2, "", message.format(spec=spec))
+    assert not out.exists()
