@@ -28,9 +28,6 @@ plain JSON (atomically; non-finite numbers become ``null``):
 from __future__ import annotations
 
 import json
-import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -55,40 +52,12 @@ def read_json(path: Path) -> Any:
         raise UsageError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
 
 
-def _plain(x: Any) -> Any:
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if hasattr(x, "item") and hasattr(x, "dtype"):
-        return _plain(x.item())
-    return x
-
-
 def write_json(path: Path, obj: Any) -> None:
-    """Write plain JSON atomically (temporary file in the same folder, fsync, ``os.replace``)."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise UsageError(f"cannot write {path} ({exc.strerror}); choose a writable --out") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(_plain(obj), fh, indent=1, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Plain JSON written atomically by `asymvalley.io.write_json`; an unwritable ``--out`` is one line."""
+    from ..io import check_writable, write_json as io_write_json
+
+    check_writable(path, "--out")
+    io_write_json(path, obj)
 
 
 def _stored_curves(store) -> dict[str, dict]:
