@@ -197,7 +197,7 @@ CLI_CASES = [
     ("analyze-r-inner-alone", ("analyze", "asymmetry", "{ws}/curve.json", "--r-inner", "0.1", "--out", "{ws}/r.json"), 'give both --r-inner and --r-outer, or neither to search all intervals'),
     ("analyze-bad-objective", ("analyze", "asymmetry", "{ws}/curve.json", "--objective", "speed", "--out", "{ws}/r.json"), "objective must be 'c' or 'width', got 'speed'"),
     ("analyze-neighbours-not-a-list", ("analyze", "neighborhood", "{ws}/neighbours_bad.json", "--out", "{ws}/r.json"), '{ws}/neighbours_bad.json: expected {"curves": [curve or path, ...]} or a JSON list of curves'),
-    ("analyze-out-unwritable", ("analyze", "asymmetry", "{ws}/curve.json", "--out", "{ws}/afile/r.json"), 'cannot write {ws}/afile/r.json (File exists); choose a writable --out'),
+    ("analyze-out-unwritable", ("analyze", "asymmetry", "{ws}/curve.json", "--out", "{ws}/afile/r.json"), 'cannot write --out {ws}/afile/r.json: {ws}/afile is not a directory; choose another --out'),
     ("analyze-unknown-command", ("analyze", "curvature", "{ws}/curve.json", "--out", "{ws}/r.json"), "No such command 'curvature'."),
     # -- reproduce / report / bench ------------------------------------------------------
     ("reproduce-unknown-preset", ("reproduce", "--preset", "huge", "--out", "{ws}/rep"), f"unknown preset 'huge'; known presets: {PRESET_NAMES}"),

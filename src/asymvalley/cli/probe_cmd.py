@@ -114,6 +114,10 @@ def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, f
 
         check_count(batch_size, "--batch-size", 1, MAX_BATCH)
     alphas = linspace(range_[0], range_[1], points)
+    if str(target).endswith(".py"):  # the user's own model and data (cli/user_spec.py)
+        from .user_spec import probe_spec
+
+        return probe_spec(target, direction, alphas, seed, splits, bn, slopes, batch_size, device, out, progress, autocast)
     split_list = [s.strip() for s in splits.split(",") if s.strip()]
     for s in split_list:
         if s not in ("train", "test"):
@@ -225,14 +229,15 @@ def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, f
 def register(app: typer.Typer) -> None:
     @app.command("probe")
     def probe_command(
-        target: str = typer.Argument(..., metavar="RUN_OR_CHECKPOINT", help="run directory (from `asymvalley train`) or a checkpoint .pt"),
+        target: str = typer.Argument(..., metavar="RUN_OR_CHECKPOINT", help="run directory (from `asymvalley train`), a checkpoint .pt, "
+                                     "or SPEC.py: a Python file defining model, data (and optionally batch_fn, loss_fn)"),
         direction: str = typer.Option(..., "--direction", help="gaussian | uniform | filter[:keep] | layer[:keep] | interp:A->B | "
                                       "inter_plus_rand:A->B | pca[:K] | hessian[:K] | path/to/direction.pt"),
         seed: int = typer.Option(0, "--seed", help="seed of random directions"),
         range_: tuple[str, str] = typer.Option(("-1", "1"), "--range", metavar="A B", show_default=False, callback=parse_range,
                                                help="alpha from A to B: two numbers, A < B (default -1 1; e.g. --range -2 2)"),
         points: int = typer.Option(41, "--points", help="number of alphas (>= 3)"),
-        splits: str = typer.Option("train,test", "--splits", help="comma-separated: train,test"),
+        splits: str = typer.Option("train,test", "--splits", help="comma-separated: train,test (a SPEC.py: the keys of its data)"),
         bn: str = typer.Option("eval", "--bn", help="eval | recalibrate | recalibrate:N"),
         slopes: bool = typer.Option(False, "--slopes", help="also the exact d/dl L(w + l u) by forward-mode AD"),
         checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="centre in a run dir: sgd (default) | swa | sgd_after_swa | epoch_NNN"),
