@@ -105,6 +105,9 @@ class BatchNorm(Experiment):
                                                                           match[ds][0]["nobn_train_loss"]]
         return {"datasets": out, "distributions": dist, "matching": match, "numbers": nums}
 
+    def sentence(self, result: dict) -> str:
+        return _sentence(result)
+
     def figures(self, result: dict, cfg: Config, fig_dir) -> list[str]:
         dist = result["distributions"]
         fig, axes = panels(len(dist), width=6.0, height=3.8)
@@ -121,3 +124,16 @@ class BatchNorm(Experiment):
             ax.set_title(f"{ds}, first seed: each pair = the network with BN (blue) and without (orange)", fontsize=9)
             ax.legend(fontsize=8, loc="upper right")
         return save_figure(fig, fig_dir, "c11_batchnorm")
+
+
+def _sentence(result: dict) -> str:
+    """Which network is the more asymmetric one, by median c, on the faithful family (first seed)."""
+    parts = []
+    for ds, d in result["distributions"].items():
+        key = next((k for k in d if k.startswith("gaussian/matched")), None) or next(iter(d))
+        mb, mn = statistics.median(d[key]["bn"]), statistics.median(d[key]["nobn"])
+        more = "with" if mb > mn else "without"
+        parts.append(f"On {ds} ({key.replace('/', ', ')} directions, first seed) the network {more} BN is the more "
+                     f"asymmetric one: median c {mb:.3g} with BN vs {mn:.3g} without.")
+    return " ".join(parts)
+

@@ -137,5 +137,9 @@ class Experiment:
         """Headline numbers printed beside the paper's (default: the result's ``numbers`` entry)."""
         return result.get("numbers", {})
 
+    def sentence(self, result: dict) -> str:
+        """What the numbers say, in words, where a figure shows more than the verdict (default: nothing)."""
+        return result.get("sentence", "")
+
     def figures(self, result: dict, cfg, fig_dir) -> list[str]:
         return []

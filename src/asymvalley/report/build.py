@@ -47,6 +47,7 @@ def _claim(cid: str, unit: dict, preset, fig_dir: Path) -> dict:
     return {"id": cid, "title": exp.title, "paper": exp.paper, "paper_numbers": exp.paper_numbers,
             "protocol": protocol(cfg), "protocol_hash": unit["protocol_hash"], "criterion": exp.criterion,
             "verdict": judged["verdict"], "reason": judged["reason"], "numbers": exp.numbers(result),
+            "sentence": exp.sentence(result),
             "per_dataset": judged["per_dataset"], "sensitivity": sensitivity,
             "figures": exp.figures(result, cfg, fig_dir)}
 
