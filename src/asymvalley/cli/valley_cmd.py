@@ -56,7 +56,9 @@ def register(app: typer.Typer) -> None:
         radius: Optional[float] = typer.Option(None, "--radius", help="probe half-range (default: the ladder rule per family)"),
         quiet: bool = typer.Option(False, "--quiet", help="no progress bar"),
     ) -> None:
-        """Certify asymmetric directions (train), measure the train->validation shift, and recommend a move towards
+        """Where a model sits in its valley: certified directions, shift, and a move only if it helps on held-out data.
+
+        Certify asymmetric directions on train, measure the train->validation shift, and recommend a move towards
         the flat side only if it beats a pre-stated margin on held-out data (test read last)."""
         doc = run_valley(target, out, families, k, seed, checkpoint, validation, bn, points, radius, progress=not quiet)
         n_cert = sum(r["certified"] for r in doc["directions"])

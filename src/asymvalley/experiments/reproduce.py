@@ -16,11 +16,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from tqdm.auto import tqdm
 
 from .. import data as data_registry
 from ..checkpoint import check_writable
 from ..errors import UsageError
+from ..progress import progress_bar
 from ..store import STORE_NAME, RunStore
 from . import EXPERIMENTS, experiment_order
 from .context import Context
@@ -93,7 +93,7 @@ def reproduce(preset_name: str, out: str | os.PathLike, only: list[str] | None =
         todo = [n for n in names if not store.has_unit("experiment", n)]
         if len(todo) < len(names):
             log(f"resuming: {len(names) - len(todo)} of {len(names)} experiments already finished")
-        bar = tqdm(total=len(names), initial=len(names) - len(todo), desc="reproduce", unit="exp", disable=not progress)
+        bar = progress_bar(len(names), "reproduce", "exp", enabled=progress, initial=len(names) - len(todo), each=True)
         try:
             for name in todo:
                 bar.set_postfix_str(name)

@@ -43,28 +43,24 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
-import sys
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..errors import UsageError
+from ..progress import progress_bar
 from . import distributed, stats
-from .bn import BNPolicy, bn_modules, parse_bn, recalibration_subset
+from .batches import BatchFn
+from .bn import BNPolicy
 from .directions import Direction
-from .inputs import SplitData, channels_last, check_model_runs, resolve_data
-from .kernels import Kernel, KernelInputs, select
-from .space import ParamSpace, preserve_module_state, tensors_digest
+from .inputs import SplitData, resolve_data
+from .kernels import GenericKernel, Kernel, KernelInputs, select
+from .request import ProbeRequest, default_batch_size
+from .space import preserve_module_state, tensors_digest
 
 __all__ = ["evaluate", "resolve_data", "default_batch_size", "curve_key", "SplitData"]
-
-
-def default_batch_size(device: torch.device) -> int:
-    return 4096 if device.type == "cuda" else 1024
 
 
 @contextlib.contextmanager
@@ -101,77 +97,6 @@ def _open_store(store: Any):
 
 
 # ---------------------------------------------------------------------------------
-# validation (each check once)
-# ---------------------------------------------------------------------------------
-def _resolve_device(model: nn.Module, device: str | torch.device | None) -> torch.device:
-    if device is None:
-        p0 = next(model.parameters(), None)
-        device = p0.device if p0 is not None else torch.device("cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda requested but no CUDA device is available; use --device cpu")
-    return device
-
-
-def _checked_points(space: ParamSpace, directions: Sequence[Direction], coords: Sequence[Sequence[float]]):
-    directions = list(directions)
-    if not directions:
-        raise UsageError("no direction given; pass at least one Direction")
-    for d in directions:
-        if not isinstance(d, Direction):
-            raise UsageError(f"directions must be Direction objects (see make_direction), not {type(d).__name__}")
-        d.check(space)
-    coords = [[float(c) for c in row] for row in coords]
-    if any(len(row) != len(directions) for row in coords):
-        raise UsageError(f"every point needs {len(directions)} coordinate(s), one per direction")
-    if not all(math.isfinite(c) for row in coords for c in row):
-        raise UsageError("point coordinates must be finite numbers")
-    return directions, coords
-
-
-def _amp_dtype(autocast: str | None, device: torch.device) -> torch.dtype | None:
-    amp_dtype = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}.get(autocast, "bad")
-    if amp_dtype == "bad":
-        raise UsageError(f"unknown autocast {autocast!r}; use bf16, fp16 or leave it out")
-    if amp_dtype is not None and device.type != "cuda":
-        raise UsageError("autocast is for --device cuda only; leave it out on CPU (fp32 is exact)")
-    return amp_dtype
-
-
-# ---------------------------------------------------------------------------------
-# data plans
-# ---------------------------------------------------------------------------------
-def _splits_on_device(model: nn.Module, data: Any, splits: Sequence[str], device: torch.device) -> list[SplitData]:
-    split_data = resolve_data(data, splits, device)
-    if device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
-        split_data = [SplitData(sd.name, sd.x, sd.y, channels_last(sd.prepare)) for sd in split_data]
-    return split_data
-
-
-def _batches(split_data: Sequence[SplitData], bs: int) -> list:
-    return [(si, sd.x[i:i + bs], sd.y[i:i + bs], sd.prepare) for si, sd in enumerate(split_data) for i in range(0, len(sd.x), bs)]
-
-
-def _recal_batches(policy: BNPolicy, model: nn.Module, data: Any, split_data: Sequence[SplitData],
-                   device: torch.device) -> list[torch.Tensor] | None:
-    """Prepared training inputs for per-point BN re-estimation, or ``None`` (policy eval, or no BN)."""
-    if policy.mode != "recalibrate" or not bn_modules(model):
-        return None
-    train = next((sd for sd in split_data if sd.name == "train"), None)
-    if train is None:
-        from ..data.base import DataSplits
-
-        if not (isinstance(data, DataSplits) or (isinstance(data, Mapping) and "train" in data)):
-            raise UsageError("BN policy recalibrate needs a 'train' split in the data; add it or use --bn eval")
-        train = resolve_data(data, ["train"], device)[0]
-    tx = train.x
-    idx = recalibration_subset(len(tx), policy)
-    if idx is not None:
-        tx = tx[idx.to(tx.device)]
-    return [train.prepare(tx[i:i + policy.batch_size]) for i in range(0, len(tx), policy.batch_size)]
-
-
-# ---------------------------------------------------------------------------------
 # store / resume
 # ---------------------------------------------------------------------------------
 def _finished_points(st, curve_id: str, split_names: Sequence[str], slopes: bool) -> dict[int, dict[str, tuple]]:
@@ -191,7 +116,8 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
              curve_id: str | None = None, key_extra: Mapping[str, Any] | None = None, device: str | torch.device | None = None,
              chunk_points: int = 8, bn_batch_size: int = 128, progress: bool = False,
              center: Mapping[str, torch.Tensor] | None = None, fast: bool | None = None,
-             autocast: str | None = None) -> dict[str, Any]:
+             autocast: str | None = None, batch_fn: BatchFn | None = None,
+             memory_budget: int | None = None) -> dict[str, Any]:
     """Evaluate ``splits`` at every point ``w + sum_i coords[p][i] * directions[i]``.
 
     ``fast`` (default ``None``: on where it pays, CPU only; ``False`` turns it off) evaluates
@@ -203,31 +129,28 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
     `torch.autocast` (losses still accumulate in fp32); it is recorded in the result and
     the store key. On CUDA, conv nets get ``channels_last`` input batches.
     ``progress=True`` shows a progress bar on stderr.
+    ``data`` and ``batch_fn`` follow the batch protocol of `asymvalley.probe.batches`: any
+    iterable of tensor, tuple or dict batches, a per-batch function ``(model, batch) ->
+    (loss_sum, count[, correct])`` (default: `default_batch_fn` of ``loss_fn``), loaders
+    larger than ``memory_budget`` bytes streamed per point. Such requests, and models whose
+    output is a tuple, dict or ``ModelOutput``, run on the generic kernel.
     Returns ``{"splits": {name: {"loss": [...], "accuracy": [...], ("slope": [...])}}, "bn": ..., "kernels": ..., "curve_id": ...}``
     with one entry per point. ``slopes=True`` adds ``d/dl L(w + l u_0)`` along the first direction.
     """
-    if not isinstance(model, nn.Module):
-        raise UsageError(f"model must be a torch.nn.Module, not {type(model).__name__}")
-    device = _resolve_device(model, device)
-    policy = parse_bn(bn, batch_size=bn_batch_size)
-    if batch_size is not None and int(batch_size) < 1:
-        raise UsageError(f"batch size must be >= 1, not {batch_size}")
     if chunk_points < 1:
         raise UsageError("chunk_points must be >= 1")
-    space = ParamSpace(model, center=center)
-    directions, coords = _checked_points(space, directions, coords)
-    amp_dtype = _amp_dtype(autocast, device)
-    split_data = _splits_on_device(model, data, splits, device)
-    split_names = [s.name for s in split_data]
-
+    req = ProbeRequest.build(model, data, directions, coords, splits=splits, bn=bn, slopes=slopes, loss_fn=loss_fn,
+                             batch_fn=batch_fn, batch_size=batch_size, device=device, autocast=autocast,
+                             bn_batch_size=bn_batch_size, center=center, memory_budget=memory_budget)
+    space, directions, coords, device, policy = req.space, req.directions, req.coords, req.device, req.policy
+    split_data, split_names, recal, amp_dtype = req.splits, req.split_names, req.recal, req.amp_dtype
     space.to(device)
     model_buffers = dict(model.named_buffers())
-    recal = _recal_batches(policy, model, data, split_data, device)
     inputs = KernelInputs(model=model, space=space, dirs=[{n: t.to(device) for n, t in d.tensors.items()} for d in directions],
-                          buffers={n: b.to(device) for n, b in model_buffers.items()},
-                          batches=_batches(split_data, int(batch_size) if batch_size else default_batch_size(device)),
+                          buffers={n: b.to(device) for n, b in model_buffers.items()}, batches=req.plan(),
                           n_splits=len(split_data), loss_fn=loss_fn, slopes=bool(slopes), device=device,
-                          sample=split_data[0].prepare(split_data[0].x[:64]), recal_batches=recal)
+                          sample=split_data[0].prepare(split_data[0].x[:64]) if req.batch_fn is None else None,
+                          recal_batches=recal, batch_fn=req.batch_fn, split_names=split_names)
 
     st, owned = _open_store(store)
     done: dict[int, dict[str, tuple]] = {}
@@ -240,6 +163,7 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
                     "directions": [d.digest() for d in directions], "coords": coords, "splits": split_names,
                     "bn": policy.name, "bn_batch_size": policy.batch_size if recal is not None else None, "slopes": bool(slopes),
                     "loss": getattr(loss_fn, "__name__", repr(loss_fn)), **(dict(key_extra or {})),
+                    **({"batch_fn": getattr(batch_fn, "__name__", repr(batch_fn))} if batch_fn is not None else {}),
                     **({"autocast": autocast} if autocast else {}),
                 })
             done = _finished_points(st, curve_id, split_names, bool(slopes))
@@ -247,9 +171,8 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
                 st.put_unit("curve", curve_id, {"splits": split_names, "bn": policy.name, "points": len(coords),
                                                 "directions": [d.describe() for d in directions], "coords": coords})
         todo = distributed.shard([i for i in range(len(coords)) if i not in done])
-        kernel = select(inputs, fast)
-        check_model_runs(model, split_data[0], device)
-        computed = _run_chunks(kernel, todo, coords, split_data, chunk_points, st, curve_id, progress, amp_dtype)
+        kernel = select(inputs, fast) if req.batch_fn is None else GenericKernel.compile(inputs)
+        computed = _run_chunks(kernel, todo, coords, req, chunk_points, st, curve_id, progress, amp_dtype)
     finally:
         if owned:
             st.close()
@@ -258,12 +181,12 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
     return _assemble(done, len(coords), split_names, policy, kernel, slopes, autocast, curve_id if st is not None else None)
 
 
-def _run_chunks(kernel: Kernel, todo: Sequence[int], coords: Sequence[Sequence[float]], split_data: Sequence[SplitData],
+def _run_chunks(kernel: Kernel, todo: Sequence[int], coords: Sequence[Sequence[float]], req: ProbeRequest,
                 chunk_points: int, st, curve_id: str | None, progress: bool, amp_dtype) -> dict[int, dict[str, tuple]]:
     """Evaluate ``todo`` in chunks with ``kernel``; finish each point's statistics and store each chunk."""
-    device, model = kernel.inputs.device, kernel.inputs.model
-    counts = torch.tensor([float(len(sd.x)) for sd in split_data], dtype=torch.float64)
-    bar = tqdm(total=len(todo), desc="probe", unit="pt", leave=False, file=sys.stderr) if progress and todo else None
+    device, model, split_data = kernel.inputs.device, kernel.inputs.model, req.splits
+    counts = req.tensor_counts()
+    bar = progress_bar(len(todo), "probe", "pt", leave=False) if progress and todo else None
     amp = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
     computed: dict[int, dict[str, tuple]] = {}
     try:
@@ -273,7 +196,8 @@ def _run_chunks(kernel: Kernel, todo: Sequence[int], coords: Sequence[Sequence[f
                 chunk = todo[c0:c0 + chunk_points]
                 rows_out = []
                 for i, (loss, corr, slope) in zip(chunk, kernel.evaluate([coords[i] for i in chunk])):
-                    point = torch.stack([loss.detach().cpu(), corr.detach().cpu(), counts, slope.cpu()], dim=1)
+                    n = counts if counts is not None else kernel.split_counts()  # a batch function counts its samples
+                    point = torch.stack([loss.detach().cpu(), corr.detach().cpu(), n, slope.cpu()], dim=1)
                     computed[i] = {sd.name: stats.compute(point[si]) for si, sd in enumerate(split_data)}
                     rows_out += [(i, s, coords[i], *v) for s, v in computed[i].items()]
                 if st is not None and rows_out:

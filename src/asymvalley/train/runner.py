@@ -24,7 +24,6 @@ import torch
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, update_bn
-from tqdm.auto import tqdm
 
 from .. import data as data_registry
 from .. import models as model_registry
@@ -32,6 +31,7 @@ from ..checkpoint import (atomic_write_bytes, atomic_write_text, build_model, ch
                           save_checkpoint, torch_bytes)
 from ..dist import barrier, init_from_env, rank_world
 from ..errors import UsageError
+from ..progress import progress_bar
 from ..store import STORE_NAME, RunStore
 from .config import TrainConfig
 from .loop import epoch_generator, evaluate, train_batches, train_epoch
@@ -149,7 +149,7 @@ def run_training(cfg: TrainConfig, out: str | Path, resume: bool = False, progre
     elif not (ckpt_dir / "epoch_000.pt").exists():
         save("epoch_000", model.state_dict())
 
-    bar = tqdm(total=cfg.total_epochs, initial=start, desc=f"train {cfg.model}", unit="epoch", disable=not (progress and main), leave=False)
+    bar = progress_bar(cfg.total_epochs, f"train {cfg.model}", "epoch", enabled=progress and main, initial=start, each=True, leave=False)
     for epoch in range(start, cfg.total_epochs):
         main_phase = epoch < cfg.epochs
         lr = swa_learning_rate(epoch, cfg.lr, cfg.swa_lr, cfg.swa_start) if main_phase else cfg.sgd_after_swa_lr

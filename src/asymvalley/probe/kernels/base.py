@@ -42,10 +42,14 @@ class KernelInputs:
     loss_fn: Callable
     slopes: bool
     device: torch.device
-    #: a few prepared inputs of the first split (for compiling and checking a kernel)
-    sample: torch.Tensor
+    #: a few prepared inputs of the first split (for compiling and checking a kernel); None with a batch function
+    sample: torch.Tensor | None
     #: BN re-estimation batches (prepared inputs) when the BN policy re-estimates statistics per point
     recal_batches: list[torch.Tensor] | None = None
+    #: the batch protocol (`asymvalley.probe.batches`): with a per-batch function, ``batches`` is a
+    #: re-iterable of ``(split index, batch)`` and only the generic kernel applies
+    batch_fn: Callable | None = None
+    split_names: list[str] | None = None
 
 
 class Kernel:
@@ -73,6 +77,10 @@ class Kernel:
     def evaluate(self, coords: Sequence[Sequence[float]]) -> list[PointStats]:
         """Per point of the chunk, per-split (loss sum, correct, slope sum)."""
         raise NotImplementedError
+
+    def split_counts(self) -> torch.Tensor | None:
+        """Samples per split counted by a batch function in the last evaluation (``None``: resident tensors)."""
+        return None
 
     # -- shared helpers ---------------------------------------------------------------
     def point_params(self, coeffs: Sequence[float]) -> dict[str, torch.Tensor]:

@@ -15,7 +15,9 @@ import torch
 import torch.nn as nn
 from torch.func import functional_call, jvp
 
+from ...errors import UsageError
 from .. import stats
+from ..batches import sweep_batches
 from ..fastpath import CpuFastPath
 from .base import Kernel, KernelInputs, PointStats, nan_like
 
@@ -23,16 +25,27 @@ __all__ = ["Sweep", "GenericKernel", "FastPathKernel"]
 
 
 class Sweep(nn.Module):
-    """Wraps the user's model; ``forward(plan)`` runs every batch of the plan at the current weights."""
+    """Wraps the user's model; ``forward(plan)`` runs every batch of the plan at the current weights.
 
-    def __init__(self, model: nn.Module, loss_fn: Callable, n_splits: int, fused_ce: bool = True):
+    With a ``batch_fn`` (the batch protocol) the plan yields ``(split index, batch)`` and each batch
+    goes through ``batch_fn(model, batch)``; the samples counted per split are kept in ``counts``
+    and must be the same at every pass (a loader that changes between points fails).
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: Callable, n_splits: int, fused_ce: bool = True,
+                 batch_fn: Callable | None = None, split_names: Sequence[str] | None = None):
         super().__init__()
         self.model = model
         self.loss_fn = loss_fn
         self.n_splits = n_splits
         self.fused_ce = fused_ce
+        self.batch_fn = batch_fn
+        self.split_names = list(split_names or [str(i) for i in range(n_splits)])
+        self.counts: list[int] | None = None
 
     def forward(self, plan: list, recalibrate: bool = False):
+        if self.batch_fn is not None:
+            return self._protocol(plan, recalibrate)
         if recalibrate:
             for x in plan:
                 self.model(x)
@@ -47,6 +60,18 @@ class Sweep(nn.Module):
         corr = torch.stack([torch.stack(c).sum() for c in corrects])
         return loss, corr
 
+    def _protocol(self, plan, recalibrate: bool):
+        if recalibrate:  # BN re-estimation: training-mode passes, outputs unused
+            for _, batch in plan:
+                self.batch_fn(self.model, batch)
+            return None
+        loss, corr, counts = sweep_batches(self.batch_fn, self.model, plan, self.split_names)
+        if self.counts is not None and counts != self.counts:
+            raise UsageError(f"the data gave {counts} samples per split at one point and {self.counts} at another; "
+                             "a loader must yield the same samples at every pass (no random sampling or dropping)")
+        self.counts = counts
+        return loss, corr
+
 
 class GenericKernel(Kernel):
     """Any module: per point one `functional_call` over the plan (``jvp`` along ``dirs[0]`` for slopes)."""
@@ -55,7 +80,13 @@ class GenericKernel(Kernel):
 
     def __init__(self, inputs: KernelInputs):
         super().__init__(inputs)
-        self.sweep = Sweep(inputs.model, inputs.loss_fn, inputs.n_splits, fused_ce=not inputs.slopes)
+        self.sweep = Sweep(inputs.model, inputs.loss_fn, inputs.n_splits, fused_ce=not inputs.slopes,
+                           batch_fn=inputs.batch_fn, split_names=inputs.split_names)
+
+    def split_counts(self) -> torch.Tensor | None:
+        if self.sweep.counts is None:
+            return None
+        return torch.tensor([float(n) for n in self.sweep.counts], dtype=torch.float64)
 
     @classmethod
     def compile(cls, inputs: KernelInputs) -> "GenericKernel":
