@@ -150,7 +150,7 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
                           buffers={n: b.to(device) for n, b in model_buffers.items()}, batches=req.plan(),
                           n_splits=len(split_data), loss_fn=loss_fn, slopes=bool(slopes), device=device,
                           sample=split_data[0].prepare(split_data[0].x[:64]) if req.batch_fn is None else None,
-                          recal_batches=recal, batch_fn=req.batch_fn, split_names=split_names)
+                          recal_batches=recal, bn_weighting=policy.weighting, batch_fn=req.batch_fn, split_names=split_names)
 
     st, owned = _open_store(store)
     done: dict[int, dict[str, tuple]] = {}
