@@ -49,7 +49,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 import torch.nn as nn
 
-from ..checkpoint import atomic_write_bytes, safe_torch_load, torch_bytes
+from ..checkpoint import atomic_write_bytes, check_state_dict, safe_torch_load, torch_bytes
 from ..errors import UsageError
 from ..registry import Registry
 from .space import ParamSpace, tensors_digest
@@ -57,6 +57,9 @@ from .space import ParamSpace, tensors_digest
 __all__ = ["Direction", "DIRECTIONS", "SYNTAX", "KindSyntax", "register_direction", "make_direction", "direction_names", "load_direction"]
 
 DIRECTIONS: Registry = Registry("direction kind")
+
+MAX_HESSIAN_COMPONENT = 63
+"""Lanczos keeps k + 1 >= component + 2 vectors of the model's size: components above 63 are refused."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,11 @@ class Direction:
         obj = safe_torch_load(path, "direction file")
         if not isinstance(obj, dict) or obj.get("format") != "asymvalley.direction/1":
             raise UsageError(f"{path} is not a direction file; write one with Direction.save")
+        if not isinstance(obj.get("tensors"), dict) or not obj["tensors"] or not isinstance(obj.get("kind"), str) \
+                or not all(isinstance(k, str) for k in obj["tensors"]) or not isinstance(obj.get("info") or {}, dict):
+            raise UsageError(f"direction file {path} lacks its tensors or kind (a direction/1 header with other contents); "
+                             "write it with Direction.save")
+        check_state_dict(obj["tensors"], f"direction file {path}", finite=False, floating=True)
         return cls(dict(obj["tensors"]), obj["kind"], obj.get("seed"), info=dict(obj.get("info") or {}))
 
 
@@ -271,6 +279,10 @@ def hessian(space: ParamSpace, model: nn.Module, seed: int | None = 0, x: torch.
             component: int = 0, iterations: int = 30, loss_fn: Callable | None = None, **_: Any) -> Direction:
     from .hessian import top_eigen
 
+    top = min(MAX_HESSIAN_COMPONENT, space.numel - 1)
+    if component > top:
+        raise UsageError(f"--direction hessian:{component} asks for eigenvector {component}, but at most hessian:{top} is "
+                         f"computed (the model has {space.numel:,} parameters, the limit is {MAX_HESSIAN_COMPONENT}); choose a lower index")
     if x is None or y is None:
         raise UsageError("hessian direction needs training data (x, y); pass x= and y= or probe a checkpoint with its data set")
     vals, vecs = top_eigen(model, space, x, y, k=component + 1, iterations=iterations, seed=seed, loss_fn=loss_fn)
