@@ -19,8 +19,9 @@
     the same on a fixed subset of ``N`` training samples (a seeded permutation,
     identical at every point), at a fraction of the cost.
 
-Measured (``asymvalley bench probe``, cnn1d_bn on MNIST-1D, 11 points along a
-filter-normalised direction in [-1, 1]): ``recalibrate:500`` stays within
+Measured before sample weighting became the default (``asymvalley bench probe``,
+cnn1d_bn on MNIST-1D, 11 points along a filter-normalised direction in [-1, 1],
+equal batch weights): ``recalibrate:500`` stays within
 0.0024 absolute / 0.1 % relative of the full ``recalibrate`` loss curve and
 0.004 in accuracy, at 0.45x its time. The stated tolerance for
 ``recalibrate:N`` with ``N >= 500`` is 1 % relative on the loss.

@@ -27,8 +27,10 @@ How the engine batches
   forward at the centre. Other CPU models with 1-D convolutions or BatchNorm
   run under `CpuFastPath`. Same mathematics, faster kernels; ``fast=False``
   turns both off.
-* **Slopes** ``d/dl L(w + l u)`` come from one forward-mode pass
-  (`torch.func.jvp`) over the same sweep, giving loss and derivative together.
+* **Slopes** ``d/dl L(w + l u)`` come from one forward-mode pass over the same
+  sweep, giving loss and derivative together: through the compiled fused chain
+  (`asymvalley.probe.fused_dual`, kernel ``fused-jvp``) where it applies, else
+  `torch.func.jvp` of the module's own forward.
 * **Chunks**: points are computed in chunks; with a store each finished chunk
   is written in one transaction, so a killed probe resumes without
   recomputing finished points. Under ``torchrun`` points are sharded across
