@@ -276,8 +276,8 @@ def run_probe_bench(models: Sequence[str] = ("mlp", "cnn1d_bn"), dataset: str = 
 
 if __name__ == "__main__":  # python -m asymvalley.bench.probe_bench [out.json]
     res = run_probe_bench()
-    text = json.dumps(res, indent=1)
+    from ..io import json_text, write_json
+
     if len(sys.argv) > 1:
-        with open(sys.argv[1], "w") as fh:
-            fh.write(text + "\n")
-    print(text)
+        write_json(sys.argv[1], res)
+    print(json_text(res), end="")
