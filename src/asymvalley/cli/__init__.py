@@ -70,6 +70,7 @@ COMMAND_MODULES = [
     "probe_cmd",
     "analyze_cmd",
     "reproduce_cmd",
+    "valley_cmd",
     "models_cmd",
     "bench_cmd",
 ]
