@@ -54,11 +54,12 @@ def curve(model: nn.Module, data: Any, direction: Direction, alphas: Sequence[fl
           store: Any = None, **kwargs: Any) -> dict[str, Any]:
     """Loss/accuracy (and with ``slopes`` the exact ``d/dl L(w + l u)``) at ``w + alpha * u`` for every alpha.
 
-    ``data``: a `DataSplits`, ``{split: (x, y)}`` or ``{split: DataLoader}``.
+    ``data``: a `DataSplits`, ``{split: (x, y)}`` or ``{split: DataLoader or iterable of
+    batches}`` (tensor, tuple or dict batches: the batch protocol of `asymvalley.probe.batches`).
     ``store``: a `RunStore` or run directory; finished points are stored in
     chunks and reused on a rerun (resume). Extra keyword arguments go to
     `asymvalley.probe.engine.evaluate` (``device``, ``chunk_points``,
-    ``bn_batch_size``, ``curve_id``, ``progress``).
+    ``bn_batch_size``, ``curve_id``, ``progress``, ``batch_fn``, ``memory_budget``).
     """
     alphas = _check_alphas(alphas)
     res = evaluate(model, data, [direction], [[a] for a in alphas], splits=splits, bn=bn, slopes=slopes, loss_fn=loss_fn,
