@@ -74,7 +74,8 @@ def curve(model: nn.Module, data: Any, direction: Direction, alphas: Sequence[fl
           batch_fn: Callable | None = None, memory_budget: int | None = None) -> dict[str, Any]:
     """Loss/accuracy (and with ``slopes`` the exact ``d/dl L(w + l u)``) at ``w + alpha * u`` for every alpha.
 
-    ``data``: a `DataSplits`, ``{split: (x, y)}`` or ``{split: DataLoader}``.
+    ``data``: a `DataSplits`, ``{split: (x, y)}`` or ``{split: DataLoader or iterable of
+    batches}`` (tensor, tuple or dict batches: the batch protocol of `asymvalley.probe.batches`).
     ``store``: a `RunStore` or run directory; finished points are stored in
     chunks and reused on a rerun (resume). ``progress=True`` shows the CLI's
     progress bar. The keyword-only engine options are those of
