@@ -309,7 +309,7 @@ API_CASES = [
     ("curve-not-a-direction", lambda ws: av.probe.curve(_mlp(), {"train": _xy()}, "gaussian", A3, splits=("train",)),
      "directions must be Direction objects (see make_direction), not str"),
     ("curve-data-not-splits", lambda ws: av.probe.curve(_mlp(), [1, 2], _u(), A3),
-     "data must be a DataSplits, a dict of split -> (x, y) or split -> DataLoader, not list"),
+     "data must be a DataSplits or a dict {split: (x, y) tensors | DataLoader | iterable of batches}, not list"),
     ("curve-model-not-module", lambda ws: av.probe.curve("mlp", {"train": _xy()}, _u(), A3, splits=("train",)),
      "model must be a torch.nn.Module, not str"),
     ("curve-unknown-split", lambda ws: av.probe.curve(_mlp(), {"train": _xy()}, _u(), A3, splits=("val",)),

@@ -12,14 +12,14 @@ from . import data, models
 from .checkpoint import load_checkpoint
 from .errors import UsageError
 
-__all__ = ["data", "models", "load_checkpoint", "UsageError", "probe", "analysis"]
+__all__ = ["data", "models", "load_checkpoint", "UsageError", "probe", "analysis", "valley"]
 __version__ = "0.1.0"
 
 
 def __getattr__(name: str):
     # heavier sub-packages load on first use: av.probe, av.analysis, av.train
-    if name in ("probe", "analysis", "train", "experiments"):
-        import importlib
+    import importlib
 
+    if name in ("probe", "analysis", "train", "experiments", "valley"):  # av.valley is callable: av.valley(model, data)
         return importlib.import_module(f".{name}", __name__)
     raise AttributeError(name)

@@ -2,9 +2,12 @@
 
 Format: ``{"model": name, "model_kwargs": {...}, "dataset": name,
 "state_dict": {...}}`` plus optional plain extras, saved with `torch.save`.
-Writes go to a temporary name in the same directory, are fsynced, then
-renamed, so a crash never leaves a half-written checkpoint. Loads always use
-``weights_only=True``: a malicious pickle cannot run code.
+Writes are atomic (`asymvalley.io.atomic_write_bytes`), so a crash never
+leaves a half-written checkpoint. Loads always use ``weights_only=True``: a
+malicious pickle cannot run code. What is read is validated before it is
+used: a regular file, the schema, every tensor real (no complex), finite, on
+a real device (not ``meta``), dense; and the architecture's shapes are
+compared on the ``meta`` device before any weight memory is allocated.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,53 +23,12 @@ import torch
 import torch.nn as nn
 
 from .errors import UsageError
+from .io import atomic_write_bytes, atomic_write_text, check_writable, open_regular  # noqa: F401 (re-exported: moved to io.py)
 
-__all__ = ["atomic_write_bytes", "save_checkpoint", "read_checkpoint", "load_checkpoint", "sha256_file", "check_writable"]
+__all__ = ["atomic_write_bytes", "save_checkpoint", "read_checkpoint", "load_checkpoint", "sha256_file", "check_writable",
+           "check_state_dict"]
 
 REQUIRED_KEYS = ("model", "model_kwargs", "dataset", "state_dict")
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file, fsync, rename, fsync dir)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def check_writable(path: str | os.PathLike, option: str = "--out", directory: bool = False) -> None:
-    """One-line `UsageError` unless ``path`` (a file, or with ``directory`` a directory) can be created or written.
-
-    Checked before any work starts, so a bad ``--out`` never costs a finished
-    computation: the nearest existing ancestor must be a writable directory.
-    """
-    path = Path(path)
-    base = path if (directory and path.is_dir()) else path.parent
-    base = Path(os.path.abspath(base))
-    while not os.path.lexists(base) and base != base.parent:
-        base = base.parent
-    if not base.is_dir():
-        raise UsageError(f"cannot write {option} {path}: {base} is not a directory; choose another {option}")
-    if not os.access(base, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write {option} {path}: {base} is not writable; choose a writable {option}")
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def torch_bytes(obj: Any) -> bytes:
@@ -94,15 +56,34 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def safe_torch_load(path: str | os.PathLike, what: str = "checkpoint") -> Any:
-    """`torch.load` with ``weights_only=True``; every failure becomes one clear `UsageError`."""
+    """`torch.load` with ``weights_only=True``; every failure becomes one clear `UsageError`.
+
+    FIFOs, devices and directories are refused before reading; torch's own
+    warnings (e.g. about the pickle protocol of a refused file) are not printed.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{what} {path} does not exist; check the path")
+    os.close(open_regular(path, what, "check the path"))
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt, truncated, or a pickle that is not plain weights
         kind = type(exc).__name__
         raise UsageError(f"{what} {path} is unreadable or unsafe ({kind}); it must be a file written by asymvalley (torch.save of tensors and plain values)") from None
+
+
+def check_state_dict(tensors: dict[str, Any], what: str) -> None:
+    """One-line `UsageError` unless every value is a dense, real, finite tensor on a real device."""
+    for name, t in tensors.items():
+        if not torch.is_tensor(t):
+            raise UsageError(f"{what} has a {type(t).__name__} for {name!r}, not a tensor; rebuild it with asymvalley")
+        if t.is_meta or t.layout != torch.strided:
+            kind = "a meta-device tensor (no values)" if t.is_meta else f"a {t.layout} tensor"
+            raise UsageError(f"{what} holds {kind} for {name!r}; only dense tensors with values can be used, rebuild it with asymvalley")
+        if t.is_complex() or t.is_quantized or not (t.is_floating_point() or t.dtype in (torch.int64, torch.int32, torch.bool)):
+            raise UsageError(f"{what} holds {name!r} of dtype {t.dtype}; weights must be real floating point, rebuild it with asymvalley")
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise UsageError(f"{what} has non-finite values in {name!r}; the run diverged, use an earlier checkpoint")
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -115,24 +96,43 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             or not isinstance(sd, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in sd.items())):
         raise UsageError(f"checkpoint {path} does not follow the checkpoint schema (model: str, model_kwargs: dict, dataset: str, "
                          "state_dict: name -> tensor); pass a checkpoint written by `asymvalley train`")
-    for name, t in ckpt["state_dict"].items():
-        if torch.is_tensor(t) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
-            raise UsageError(f"checkpoint {path} has non-finite values in {name!r}; the run diverged, use an earlier checkpoint")
+    check_state_dict(sd, f"checkpoint {path}")
     return ckpt
 
 
-def build_model(ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") -> nn.Module:
-    """Rebuild the registered model of a checkpoint dict and load its weights (strict)."""
+def _create(ckpt: dict[str, Any], path: str | os.PathLike) -> nn.Module:
     from . import models
 
     try:
-        model = models.create(ckpt["model"], **ckpt["model_kwargs"])
+        return models.create(ckpt["model"], **ckpt["model_kwargs"])
     except UsageError as exc:
         raise UsageError(f"checkpoint {path}: {exc.message}") from None
+    except (OverflowError, MemoryError, TypeError, ValueError, RuntimeError) as exc:
+        raise UsageError(f"checkpoint {path}: model {ckpt['model']!r} cannot be built with options {ckpt['model_kwargs']} "
+                         f"({type(exc).__name__}); it was not written by asymvalley") from None
+
+
+def _mismatch(ckpt: dict[str, Any], path: str | os.PathLike) -> UsageError:
+    return UsageError(f"checkpoint {path} does not match architecture {ckpt['model']!r} with {ckpt['model_kwargs']}; it was written for another model")
+
+
+def build_model(ckpt: dict[str, Any], path: str | os.PathLike = "checkpoint") -> nn.Module:
+    """Rebuild the registered model of a checkpoint dict and load its weights (strict).
+
+    The architecture is first built on the ``meta`` device (no memory) and its
+    shapes compared with the checkpoint's, so options that describe a huge
+    model never allocate it.
+    """
+    with torch.device("meta"):
+        meta_model = _create(ckpt, path)
+    expected = {k: tuple(v.shape) for k, v in meta_model.state_dict().items()}
+    if expected != {k: tuple(v.shape) for k, v in ckpt["state_dict"].items()}:
+        raise _mismatch(ckpt, path)
+    model = _create(ckpt, path)
     try:
         model.load_state_dict(ckpt["state_dict"], strict=True)
     except RuntimeError:
-        raise UsageError(f"checkpoint {path} does not match architecture {ckpt['model']!r} with {ckpt['model_kwargs']}; it was written for another model") from None
+        raise _mismatch(ckpt, path) from None
     return model
 
 

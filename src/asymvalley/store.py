@@ -22,7 +22,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-__all__ = ["RunStore", "STORE_NAME"]
+from .errors import UsageError
+
+__all__ = ["RunStore", "STORE_NAME", "corrupt_store"]
 
 STORE_NAME = "run.sqlite"
 
@@ -37,6 +39,20 @@ CREATE TABLE IF NOT EXISTS points (
     coords TEXT NOT NULL, loss REAL, accuracy REAL, slope REAL,
     PRIMARY KEY (curve, idx, split));
 """
+
+
+_COLUMNS = {
+    "meta": ("key", "value"),
+    "units": ("kind", "key", "payload", "created"),
+    "checkpoints": ("name", "path", "sha256"),
+    "points": ("curve", "idx", "split", "coords", "loss", "accuracy", "slope"),
+}
+
+
+def corrupt_store(path: Path, exc: BaseException) -> UsageError:
+    """The one line for a damaged store: which file, what SQLite said, what to do."""
+    return UsageError(f"store {path} is damaged or not an asymvalley store ({exc}); restore it from a backup, or move the "
+                      "run directory away and rerun the command that created it")
 
 
 def _nan(x: float | None) -> float:
@@ -59,18 +75,30 @@ class RunStore:
         self.run_dir = Path(run_dir)
         self.path = self.run_dir / STORE_NAME
         if not create and not self.path.exists():
-            from .errors import UsageError
-
             raise UsageError(f"{self.run_dir} is not a run directory (no {STORE_NAME}); pass the --out directory of `asymvalley train`")
+        if os.path.lexists(self.path) and not self.path.is_file():
+            raise UsageError(f"store {self.path} is not a regular file; move it away and rerun, or choose another run directory")
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA busy_timeout = 60000")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = NORMAL")
-        with self.transaction() as c:
-            for stmt in _SCHEMA.strip().split(";"):
-                if stmt.strip():
-                    c.execute(stmt)
+        try:
+            self._conn.execute("PRAGMA busy_timeout = 60000")
+            self._check_columns()  # before anything is written into a file that may not be ours
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            with self.transaction() as c:
+                for stmt in _SCHEMA.strip().split(";"):
+                    if stmt.strip():
+                        c.execute(stmt)
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise corrupt_store(self.path, exc) from None
+
+    def _check_columns(self) -> None:
+        """A foreign SQLite file with our table names but other columns is not a store."""
+        for table, cols in _COLUMNS.items():
+            have = tuple(r[1] for r in self._conn.execute(f"PRAGMA table_info({table})"))
+            if have and have != cols:
+                raise sqlite3.DatabaseError(f"table {table} has columns {', '.join(have)}")
 
     # -- plumbing -----------------------------------------------------------------
     @contextmanager
@@ -80,6 +108,12 @@ class RunStore:
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
+        except sqlite3.OperationalError:
+            conn.execute("ROLLBACK")
+            raise
+        except sqlite3.DatabaseError as exc:
+            conn.execute("ROLLBACK")
+            raise corrupt_store(self.path, exc) from None
         except BaseException:
             conn.execute("ROLLBACK")
             raise
@@ -95,6 +129,21 @@ class RunStore:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def _rows(self, sql: str, args: tuple = ()) -> list[tuple]:
+        """Run a query; a damaged file becomes `corrupt_store` (a busy database stays an OperationalError)."""
+        try:
+            return self._conn.execute(sql, args).fetchall()
+        except sqlite3.OperationalError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            raise corrupt_store(self.path, exc) from None
+
+    def _json(self, text: str) -> Any:
+        try:
+            return json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise corrupt_store(self.path, exc) from None
+
     def integrity_check(self) -> str:
         return self._conn.execute("PRAGMA integrity_check").fetchone()[0]
 
@@ -104,8 +153,8 @@ class RunStore:
             c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, _dumps(value)))
 
     def get_meta(self, key: str, default: Any = None) -> Any:
-        row = self._conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else default
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return self._json(rows[0][0]) if rows else default
 
     # -- units of work --------------------------------------------------------------
     def put_unit(self, kind: str, key: str, payload: Any, conn: sqlite3.Connection | None = None) -> None:
@@ -118,20 +167,20 @@ class RunStore:
             c.execute("INSERT OR REPLACE INTO units VALUES (?, ?, ?, ?)", row)
 
     def get_unit(self, kind: str, key: str, default: Any = None) -> Any:
-        row = self._conn.execute("SELECT payload FROM units WHERE kind = ? AND key = ?", (kind, str(key))).fetchone()
-        return json.loads(row[0]) if row else default
+        rows = self._rows("SELECT payload FROM units WHERE kind = ? AND key = ?", (kind, str(key)))
+        return self._json(rows[0][0]) if rows else default
 
     def has_unit(self, kind: str, key: str) -> bool:
-        return self._conn.execute("SELECT 1 FROM units WHERE kind = ? AND key = ?", (kind, str(key))).fetchone() is not None
+        return bool(self._rows("SELECT 1 FROM units WHERE kind = ? AND key = ?", (kind, str(key))))
 
     def units(self, kind: str) -> dict[str, Any]:
-        rows = self._conn.execute("SELECT key, payload FROM units WHERE kind = ? ORDER BY key", (kind,)).fetchall()
-        return {k: json.loads(p) for k, p in rows}
+        rows = self._rows("SELECT key, payload FROM units WHERE kind = ? ORDER BY key", (kind,))
+        return {k: self._json(p) for k, p in rows}
 
     def count_units(self, kind: str | None = None) -> int:
         if kind is None:
-            return self._conn.execute("SELECT COUNT(*) FROM units").fetchone()[0]
-        return self._conn.execute("SELECT COUNT(*) FROM units WHERE kind = ?", (kind,)).fetchone()[0]
+            return self._rows("SELECT COUNT(*) FROM units")[0][0]
+        return self._rows("SELECT COUNT(*) FROM units WHERE kind = ?", (kind,))[0][0]
 
     # -- checkpoints ------------------------------------------------------------------
     def put_checkpoint(self, name: str, rel_path: str, sha256: str, conn: sqlite3.Connection | None = None) -> None:
@@ -143,7 +192,7 @@ class RunStore:
             c.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?)", row)
 
     def checkpoints(self) -> dict[str, dict[str, str]]:
-        rows = self._conn.execute("SELECT name, path, sha256 FROM checkpoints ORDER BY name").fetchall()
+        rows = self._rows("SELECT name, path, sha256 FROM checkpoints ORDER BY name")
         return {n: {"path": p, "sha256": h} for n, p, h in rows}
 
     # -- evaluated points ---------------------------------------------------------------
@@ -154,14 +203,12 @@ class RunStore:
             c.executemany("INSERT OR REPLACE INTO points VALUES (?, ?, ?, ?, ?, ?, ?)", data)
 
     def get_points(self, curve: str) -> list[dict[str, Any]]:
-        rows = self._conn.execute(
-            "SELECT idx, split, coords, loss, accuracy, slope FROM points WHERE curve = ? ORDER BY idx, split", (curve,)
-        ).fetchall()
+        rows = self._rows("SELECT idx, split, coords, loss, accuracy, slope FROM points WHERE curve = ? ORDER BY idx, split", (curve,))
         return [
-            {"idx": i, "split": s, "coords": json.loads(co), "loss": _nan(lo), "accuracy": _nan(ac), "slope": sl}
+            {"idx": i, "split": s, "coords": self._json(co), "loss": _nan(lo), "accuracy": _nan(ac), "slope": sl}
             for i, s, co, lo, ac, sl in rows
         ]
 
     def done_indices(self, curve: str, split: str) -> set[int]:
-        rows = self._conn.execute("SELECT idx FROM points WHERE curve = ? AND split = ?", (curve, split)).fetchall()
+        rows = self._rows("SELECT idx FROM points WHERE curve = ? AND split = ?", (curve, split))
         return {r[0] for r in rows}

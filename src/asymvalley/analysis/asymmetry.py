@@ -39,12 +39,18 @@ from ..errors import UsageError
 from ._validate import as_alphas, as_finite, as_int, as_values, curve_split
 
 __all__ = [
+    "MIN_POINTS",
     "Certificate",
     "curve_slopes",
     "certificate",
     "best_certificate",
     "prevalence",
 ]
+
+
+#: samples needed on each side of an interval before a certificate counts: one default for the
+#: API and ``analyze asymmetry --min-points``, the value the report's experiments use.
+MIN_POINTS = 3
 
 
 @dataclass(frozen=True)
@@ -185,7 +191,7 @@ def best_certificate(
     *,
     c_min: float = 2.0,
     objective: str = "c",
-    min_points: int = 2,
+    min_points: int = MIN_POINTS,
     window: int = 0,
 ) -> Certificate | None:
     """Search the intervals ``(r_inner, r_outer)`` of the grid for the best Definition 1 certificate.
@@ -281,7 +287,7 @@ def prevalence(
     c_min: float = 2.0,
     *,
     split: str = "train",
-    min_points: int = 2,
+    min_points: int = MIN_POINTS,
     window: int = 0,
 ) -> dict:
     """Section 3.2: the share of directions that are asymmetric (Definition 1) with ``c > c_min``.

@@ -11,12 +11,45 @@ import importlib
 import sys
 
 import typer
+from typer.core import TyperGroup
 
 from ..errors import UsageError
 
-__all__ = ["app", "main"]
+__all__ = ["app", "main", "summary"]
+
+
+def summary(help_text: str | None) -> str:
+    """A command's one-line summary in ``--help`` listings: the first line of its docstring, whole.
+
+    click's default cuts at the first ". " and at 45 characters, so "(Izmailov et al. schedule)" became
+    "(Izmailov et al."; the first line is written to stand alone instead.
+
+    >>> summary("Train SGD and SWA solutions (Izmailov et al. schedule).\\n\\nDetails.")
+    'Train SGD and SWA solutions (Izmailov et al. schedule).'
+    """
+    lines = [ln.strip() for ln in (help_text or "").strip().splitlines()]
+    return lines[0] if lines else ""
+
+
+def _set_summaries(cmd) -> None:
+    if not getattr(cmd, "short_help", None):
+        cmd.short_help = summary(cmd.help)
+    for sub in getattr(cmd, "commands", {}).values():
+        _set_summaries(sub)
+
+
+class _Group(TyperGroup):
+    """The root group: every sub-command (and its sub-commands) listed with its whole first line."""
+
+    def get_command(self, ctx, cmd_name):
+        cmd = super().get_command(ctx, cmd_name)
+        if cmd is not None:
+            _set_summaries(cmd)
+        return cmd
+
 
 app = typer.Typer(
+    cls=_Group,
     name="asymvalley",
     help="Where does a trained network sit in its valley? (Asymmetric Valleys, He, Huang, Yuan, NeurIPS 2019)",
     no_args_is_help=True,
@@ -24,7 +57,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-
 
 
 @app.callback()
@@ -38,6 +70,7 @@ COMMAND_MODULES = [
     "probe_cmd",
     "analyze_cmd",
     "reproduce_cmd",
+    "valley_cmd",
     "models_cmd",
     "bench_cmd",
 ]

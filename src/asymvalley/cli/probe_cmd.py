@@ -63,6 +63,18 @@ def parse_direction_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return kind, opts
 
 
+def parse_range(value: tuple[str, str]) -> tuple[float, float]:
+    """``--range A B``: two numbers, separated by a space (``--range -2 2``; a negative ``A`` is fine).
+
+    >>> parse_range(("-2", "2"))
+    (-2.0, 2.0)
+    """
+    try:
+        return float(value[0]), float(value[1])
+    except ValueError:
+        raise UsageError(f"--range takes two numbers separated by a space, e.g. --range -2 2 (got {' '.join(value)!r})") from None
+
+
 def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, float] = (-1.0, 1.0), points: int = 41,
               splits: str = "train,test", bn: str = "eval", slopes: bool = False, checkpoint: Optional[str] = None,
               batch_size: Optional[int] = None, device: str = "cpu", out: Optional[Path] = None, progress: bool = True,
@@ -75,6 +87,7 @@ def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, f
     from ..probe import curve, linspace
     from ..probe import distributed
     from ..probe.bn import parse_bn
+    from ..probe.request import check_autocast, check_batch_size, check_device
     from ..probe.directions import Direction, make_direction
     from ..probe.space import ParamSpace
     from ..store import STORE_NAME, RunStore
@@ -88,16 +101,8 @@ def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, f
     if not split_list:
         raise UsageError("--splits is empty; use e.g. --splits train,test")
     policy = parse_bn(bn)
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise UsageError(f"unknown device {device!r}; use cpu or cuda")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("--device cuda requested but no CUDA device is available; use --device cpu")
-    if batch_size is not None and batch_size < 1:
-        raise UsageError(f"--batch-size must be >= 1, not {batch_size}")
-    if autocast is not None and autocast not in ("bf16", "fp16"):
-        raise UsageError(f"unknown --autocast {autocast!r}; use bf16 or fp16 (CUDA only)")
-    if autocast is not None and not device.startswith("cuda"):
-        raise UsageError("--autocast is for --device cuda only; leave it out on CPU (fp32 is exact)")
+    check_autocast(autocast, check_device(device))  # the probe request's own checks, before any checkpoint is read
+    check_batch_size(batch_size, "--batch-size")
     if out is not None and Path(out).is_dir():
         raise UsageError(f"--out {out} is a directory; give a file name such as curve.json")
     if out is not None:
@@ -194,7 +199,8 @@ def register(app: typer.Typer) -> None:
         direction: str = typer.Option(..., "--direction", help="gaussian | uniform | filter[:keep] | layer[:keep] | interp:A->B | "
                                       "inter_plus_rand:A->B | pca[:K] | hessian[:K] | path/to/direction.pt"),
         seed: int = typer.Option(0, "--seed", help="seed of random directions"),
-        range_: tuple[float, float] = typer.Option((-1.0, 1.0), "--range", help="A B: alpha from A to B (A < B)"),
+        range_: tuple[str, str] = typer.Option(("-1", "1"), "--range", metavar="A B", show_default=False, callback=parse_range,
+                                               help="alpha from A to B: two numbers, A < B (default -1 1; e.g. --range -2 2)"),
         points: int = typer.Option(41, "--points", help="number of alphas (>= 3)"),
         splits: str = typer.Option("train,test", "--splits", help="comma-separated: train,test"),
         bn: str = typer.Option("eval", "--bn", help="eval | recalibrate | recalibrate:N"),

@@ -28,6 +28,8 @@ def register(app: typer.Typer) -> None:
         weight_decay: float = typer.Option(_D.weight_decay),
         momentum: float = typer.Option(_D.momentum),
         seed: int = typer.Option(_D.seed),
+        val_fraction: float = typer.Option(_D.val_fraction, "--val-fraction", help="hold out this fraction (0, 0.5] of the training "
+                                           "split as validation that training never sees (seeded by --seed; used by `asymvalley valley`)"),
         device: str = typer.Option(_D.device, help="cpu or cuda"),
         recipe: Optional[str] = typer.Option(None, help="a paper recipe (e.g. preresnet164-cifar100); sets model, data set and budget"),
         data_dir: Optional[str] = typer.Option(None, help="directory holding image data sets (CIFAR, SVHN, STL-10)"),
@@ -42,7 +44,8 @@ def register(app: typer.Typer) -> None:
 
         settings = dict(model=model, dataset=dataset, epochs=epochs, lr=lr, swa_start=swa_start, swa_lr=swa_lr,
                         sgd_after_swa_epochs=sgd_after_swa_epochs, sgd_after_swa_lr=sgd_after_swa_lr, batch_size=batch_size,
-                        weight_decay=weight_decay, momentum=momentum, seed=seed, device=device)
+                        weight_decay=weight_decay, momentum=momentum, seed=seed, device=device,
+                        val_fraction=val_fraction)
         if recipe is not None:
             from ..train.recipes import get_recipe
 

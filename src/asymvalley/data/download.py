@@ -62,7 +62,7 @@ def download_url(
     A checksum mismatch or a network failure raises `UsageError`; nothing is
     left at ``dest`` in that case.
     """
-    from tqdm.auto import tqdm
+    from ..progress import progress_bar
 
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -80,8 +80,8 @@ def download_url(
             fd = -1
             headers = getattr(response, "headers", None)
             total = headers.get("Content-Length") if headers is not None else None
-            with tqdm(total=int(total) if total else None, unit="B", unit_scale=True, unit_divisor=1024,
-                      desc=dest.name, disable=not progress, leave=False) as bar:
+            with progress_bar(int(total) if total else None, dest.name, "B", enabled=progress, unit_scale=True,
+                              unit_divisor=1024, leave=False) as bar:
                 while True:
                     try:
                         block = response.read(_CHUNK)

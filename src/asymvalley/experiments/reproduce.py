@@ -16,11 +16,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
 
-from tqdm.auto import tqdm
 
 from .. import data as data_registry
-from ..checkpoint import check_writable
+from ..io import check_writable
 from ..errors import UsageError
+from ..progress import progress_bar
 from ..store import STORE_NAME, RunStore
 from . import ALIASES, EXPERIMENTS, claim_ids, configure, protocol_hash
 from .context import Context
@@ -141,7 +141,7 @@ def _run_claims(ctx: Context, names: list[str], log: Callable[[str], None], prog
             todo.append((cid, cfg))
     if len(todo) < len(names):
         log(f"resuming: {len(names) - len(todo)} of {len(names)} claims already finished")
-    bar = tqdm(total=len(names), initial=len(names) - len(todo), desc="reproduce", unit="claim", disable=not progress)
+    bar = progress_bar(len(names), "reproduce", "claim", enabled=progress, initial=len(names) - len(todo), each=True)
     try:
         for cid, cfg in todo:
             bar.set_postfix_str(cid)

@@ -19,13 +19,14 @@ How the engine batches
   sufficient statistics ``(sum of losses, correct, count)`` accumulated in
   float64; `compute` finishes them. Memory is independent of the number of
   points: only three numbers per split and point are kept.
-* **CPU kernels**: without slopes, a model that is a chain of Linear/Conv/BN/ReLU
-  layers is evaluated through `asymvalley.probe.fused` (BN folded into the
-  layer, bias and ReLU fused into one oneDNN kernel, activations channels-last,
-  loss and accuracy from one pass over the logits), after checking it against
-  the module's own forward at the centre. Other CPU models with 1-D
-  convolutions or BatchNorm run under `CpuFastPath`. Same mathematics, faster
-  kernels; ``fast=False`` turns both off.
+* **Kernels** (`asymvalley.probe.kernels`, one chosen per request): without
+  slopes, a model that is a chain of Linear/Conv/BN/ReLU layers is evaluated
+  through `asymvalley.probe.fused` (BN folded into the layer, bias and ReLU
+  fused into one oneDNN kernel, activations channels-last, loss and accuracy
+  from one pass over the logits), after checking it against the module's own
+  forward at the centre. Other CPU models with 1-D convolutions or BatchNorm
+  run under `CpuFastPath`. Same mathematics, faster kernels; ``fast=False``
+  turns both off.
 * **Slopes** ``d/dl L(w + l u)`` come from one forward-mode pass
   (`torch.func.jvp`) over the same sweep, giving loss and derivative together.
 * **Chunks**: points are computed in chunks; with a store each finished chunk
@@ -39,64 +40,27 @@ engine reports the mean over the whole split.
 
 from __future__ import annotations
 
-import dataclasses
-
 import contextlib
 import hashlib
 import json
-import math
-import sys
 from typing import Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
-from torch.func import functional_call, jvp
 
 from ..errors import UsageError
-from . import distributed, fused_sweep, stats
-from .bn import BNPolicy, bn_modules, parse_bn, recalibrated_buffers, recalibration_subset
+from ..progress import progress_bar
+from . import distributed, stats
+from .batches import BatchFn
+from .bn import BNPolicy
 from .directions import Direction
-from .fastpath import CpuFastPath
-from .inputs import SplitData, channels_last, check_model_runs, resolve_data
-from .space import ParamSpace, preserve_module_state, tensors_digest
+from .inputs import SplitData, resolve_data
+from .kernels import GenericKernel, Kernel, KernelInputs, select
+from .request import ProbeRequest, default_batch_size
+from .space import preserve_module_state, tensors_digest
 
 __all__ = ["evaluate", "resolve_data", "default_batch_size", "curve_key", "SplitData"]
-
-
-def default_batch_size(device: torch.device) -> int:
-    return 4096 if device.type == "cuda" else 1024
-
-
-class _Sweep(nn.Module):
-    """Wraps the user's model; ``forward(plan)`` runs every batch of the plan at the current weights.
-
-    One `functional_call` on this wrapper reparametrises the model once per
-    point instead of once per batch.
-    """
-
-    def __init__(self, model: nn.Module, loss_fn: Callable, n_splits: int, fused_ce: bool = True):
-        super().__init__()
-        self.model = model
-        self.loss_fn = loss_fn
-        self.n_splits = n_splits
-        self.fused_ce = fused_ce
-
-    def forward(self, plan: list, recalibrate: bool = False):
-        if recalibrate:
-            for x in plan:
-                self.model(x)
-            return None
-        losses: list[list[torch.Tensor]] = [[] for _ in range(self.n_splits)]
-        corrects: list[list[torch.Tensor]] = [[] for _ in range(self.n_splits)]
-        for s, x, y, prep in plan:
-            ls, c = stats.batch_stats(self.model(prep(x)), y, self.loss_fn, self.fused_ce)
-            losses[s].append(ls)
-            corrects[s].append(c)
-        loss = torch.stack([torch.stack(l).sum() for l in losses])
-        corr = torch.stack([torch.stack(c).sum() for c in corrects])
-        return loss, corr
 
 
 @contextlib.contextmanager
@@ -133,6 +97,17 @@ def _open_store(store: Any):
 
 
 # ---------------------------------------------------------------------------------
+# store / resume
+# ---------------------------------------------------------------------------------
+def _finished_points(st, curve_id: str, split_names: Sequence[str], slopes: bool) -> dict[int, dict[str, tuple]]:
+    by_idx: dict[int, dict[str, tuple]] = {}
+    for r in st.get_points(curve_id):
+        by_idx.setdefault(r["idx"], {})[r["split"]] = (r["loss"], r["accuracy"], r["slope"])
+    return {i: v for i, v in by_idx.items()
+            if all(s in v for s in split_names) and (not slopes or all(v[s][2] is not None for s in split_names))}
+
+
+# ---------------------------------------------------------------------------------
 # the engine
 # ---------------------------------------------------------------------------------
 def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coords: Sequence[Sequence[float]],
@@ -141,169 +116,90 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
              curve_id: str | None = None, key_extra: Mapping[str, Any] | None = None, device: str | torch.device | None = None,
              chunk_points: int = 8, bn_batch_size: int = 128, progress: bool = False,
              center: Mapping[str, torch.Tensor] | None = None, fast: bool | None = None,
-             autocast: str | None = None) -> dict[str, Any]:
+             autocast: str | None = None, batch_fn: BatchFn | None = None,
+             memory_budget: int | None = None) -> dict[str, Any]:
     """Evaluate ``splits`` at every point ``w + sum_i coords[p][i] * directions[i]``.
 
     ``fast`` (default ``None``: on where it pays, CPU only; ``False`` turns it off) evaluates
     chains of Linear/Conv/BN/ReLU layers without slopes through `asymvalley.probe.fused`
     (a first layer with a large fan-in is computed once per batch and direction for a chunk
     of ``chunk_points`` points, not once per point), and other models with Conv1d or BatchNorm under
-    `asymvalley.probe.fastpath.CpuFastPath`.
+    `asymvalley.probe.fastpath.CpuFastPath` (`asymvalley.probe.kernels`).
     ``autocast`` (``"bf16"`` or ``"fp16"``, CUDA only) runs the forward passes under
     `torch.autocast` (losses still accumulate in fp32); it is recorded in the result and
     the store key. On CUDA, conv nets get ``channels_last`` input batches.
+    ``progress=True`` shows a progress bar on stderr.
+    ``data`` and ``batch_fn`` follow the batch protocol of `asymvalley.probe.batches`: any
+    iterable of tensor, tuple or dict batches, a per-batch function ``(model, batch) ->
+    (loss_sum, count[, correct])`` (default: `default_batch_fn` of ``loss_fn``), loaders
+    larger than ``memory_budget`` bytes streamed per point. Such requests, and models whose
+    output is a tuple, dict or ``ModelOutput``, run on the generic kernel.
     Returns ``{"splits": {name: {"loss": [...], "accuracy": [...], ("slope": [...])}}, "bn": ..., "kernels": ..., "curve_id": ...}``
     with one entry per point. ``slopes=True`` adds ``d/dl L(w + l u_0)`` along the first direction.
     """
-    if not isinstance(model, nn.Module):
-        raise UsageError(f"model must be a torch.nn.Module, not {type(model).__name__}")
-    if device is None:
-        p0 = next(model.parameters(), None)
-        device = p0.device if p0 is not None else torch.device("cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda requested but no CUDA device is available; use --device cpu")
-    policy = parse_bn(bn, batch_size=bn_batch_size)
-    if batch_size is not None and int(batch_size) < 1:
-        raise UsageError(f"batch size must be >= 1, not {batch_size}")
     if chunk_points < 1:
         raise UsageError("chunk_points must be >= 1")
-    space = ParamSpace(model, center=center)
-    directions = list(directions)
-    if not directions:
-        raise UsageError("no direction given; pass at least one Direction")
-    for d in directions:
-        if not isinstance(d, Direction):
-            raise UsageError(f"directions must be Direction objects (see make_direction), not {type(d).__name__}")
-        d.check(space)
-    coords = [[float(c) for c in row] for row in coords]
-    if any(len(row) != len(directions) for row in coords):
-        raise UsageError(f"every point needs {len(directions)} coordinate(s), one per direction")
-    if not all(math.isfinite(c) for row in coords for c in row):
-        raise UsageError("point coordinates must be finite numbers")
-    amp_dtype = {None: None, "bf16": torch.bfloat16, "fp16": torch.float16}.get(autocast, "bad")
-    if amp_dtype == "bad":
-        raise UsageError(f"unknown autocast {autocast!r}; use bf16, fp16 or leave it out")
-    if amp_dtype is not None and device.type != "cuda":
-        raise UsageError("autocast is for --device cuda only; leave it out on CPU (fp32 is exact)")
-    split_data = resolve_data(data, splits, device)
-    split_names = [s.name for s in split_data]
-    if device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
-        split_data = [dataclasses.replace(sd, prepare=channels_last(sd.prepare)) for sd in split_data]
-
+    req = ProbeRequest.build(model, data, directions, coords, splits=splits, bn=bn, slopes=slopes, loss_fn=loss_fn,
+                             batch_fn=batch_fn, batch_size=batch_size, device=device, autocast=autocast,
+                             bn_batch_size=bn_batch_size, center=center, memory_budget=memory_budget)
+    space, directions, coords, device, policy = req.space, req.directions, req.coords, req.device, req.policy
+    split_data, split_names, recal, amp_dtype = req.splits, req.split_names, req.recal, req.amp_dtype
     space.to(device)
-    dirs = [{n: t.to(device) for n, t in d.tensors.items()} for d in directions]
-    model_buffers = {n: b for n, b in model.named_buffers()}
-    buffers = {n: b.to(device) for n, b in model_buffers.items()}
-    bs = int(batch_size) if batch_size else default_batch_size(device)
-    plan = [(si, sd.x[i:i + bs], sd.y[i:i + bs], sd.prepare) for si, sd in enumerate(split_data) for i in range(0, len(sd.x), bs)]
-    counts = torch.tensor([float(len(sd.x)) for sd in split_data], dtype=torch.float64)
+    model_buffers = dict(model.named_buffers())
+    inputs = KernelInputs(model=model, space=space, dirs=[{n: t.to(device) for n, t in d.tensors.items()} for d in directions],
+                          buffers={n: b.to(device) for n, b in model_buffers.items()}, batches=req.plan(),
+                          n_splits=len(split_data), loss_fn=loss_fn, slopes=bool(slopes), device=device,
+                          sample=split_data[0].prepare(split_data[0].x[:64]) if req.batch_fn is None else None,
+                          recal_batches=recal, batch_fn=req.batch_fn, split_names=split_names)
 
-    recal = policy.mode == "recalibrate" and bool(bn_modules(model))
-    recal_plan: list[torch.Tensor] = []
-    if recal:
-        train = next((sd for sd in split_data if sd.name == "train"), None)
-        if train is None:
-            from ..data.base import DataSplits
-
-            if isinstance(data, DataSplits):
-                train = resolve_data(data, ["train"], device)[0]
-            elif isinstance(data, Mapping) and "train" in data:
-                train = resolve_data(data, ["train"], device)[0]
-            else:
-                raise UsageError("BN policy recalibrate needs a 'train' split in the data; add it or use --bn eval")
-        tx = train.x
-        idx = recalibration_subset(len(tx), policy)
-        if idx is not None:
-            tx = tx[idx.to(tx.device)]
-        recal_plan = [train.prepare(tx[i:i + policy.batch_size]) for i in range(0, len(tx), policy.batch_size)]
-
-    # -- store / resume --------------------------------------------------------------
     st, owned = _open_store(store)
     done: dict[int, dict[str, tuple]] = {}
-    if st is not None:
-        if curve_id is None:
-            curve_id = curve_key({
-                "center": tensors_digest(space.center, space.names),
-                "buffers": tensors_digest(model_buffers) if model_buffers else None,
-                "directions": [d.digest() for d in directions], "coords": coords, "splits": split_names,
-                "bn": policy.name, "bn_batch_size": policy.batch_size if recal else None, "slopes": bool(slopes),
-                "loss": getattr(loss_fn, "__name__", repr(loss_fn)), **(dict(key_extra or {})),
-                **({"autocast": autocast} if autocast else {}),
-            })
-        rows = st.get_points(curve_id)
-        by_idx: dict[int, dict[str, tuple]] = {}
-        for r in rows:
-            by_idx.setdefault(r["idx"], {})[r["split"]] = (r["loss"], r["accuracy"], r["slope"])
-        for i, v in by_idx.items():
-            if all(s in v for s in split_names) and (not slopes or all(v[s][2] is not None for s in split_names)):
-                done[i] = v
-        if distributed.is_main() and not st.has_unit("curve", curve_id):
-            st.put_unit("curve", curve_id, {"splits": split_names, "bn": policy.name, "points": len(coords),
-                                            "directions": [d.describe() for d in directions], "coords": coords})
-
-    todo = distributed.shard([i for i in range(len(coords)) if i not in done])
-    sweep = _Sweep(model, loss_fn, len(split_data), fused_ce=not slopes)
-    prefixed_buffers = {"model." + n: b for n, b in buffers.items()}
-    u0 = {"model." + n: t for n, t in dirs[0].items()} if slopes else None
-
-    computed: dict[int, dict[str, tuple]] = {}
-    chain = None
-    if fast is not False and device.type == "cpu" and not slopes:
-        with preserve_module_state(model):
-            model.eval()
-            sample = split_data[0].prepare(split_data[0].x[:64])
-            chain = fused_sweep.try_fused(model, space, buffers, sample)
-    if fast is None:  # only where it pays: 1-D convolutions or BatchNorm on CPU (the mode costs a few us per op)
-        fast = device.type == "cpu" and any(isinstance(mod, (nn.Conv1d, nn.modules.batchnorm._BatchNorm)) for mod in model.modules())
-    use_fast = bool(fast) and chain is None
-    reuse, head_cache = fused_sweep.head_reuse(chain, plan, space.center, len(dirs))
-    fast_mode = CpuFastPath() if use_fast else contextlib.nullcontext()
-    bar = tqdm(total=len(todo), desc="probe", unit="pt", leave=False, file=sys.stderr) if progress and todo else None
     try:
-        check_model_runs(model, split_data[0], device)
-        amp = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
-        with preserve_module_state(model), torch.no_grad(), fast_mode, _full_fp32(device), amp:
+        if st is not None:
+            if curve_id is None:
+                curve_id = curve_key({
+                    "center": tensors_digest(space.center, space.names),
+                    "buffers": tensors_digest(model_buffers) if model_buffers else None,
+                    "directions": [d.digest() for d in directions], "coords": coords, "splits": split_names,
+                    "bn": policy.name, "bn_batch_size": policy.batch_size if recal is not None else None, "slopes": bool(slopes),
+                    "loss": getattr(loss_fn, "__name__", repr(loss_fn)), **(dict(key_extra or {})),
+                    **({"batch_fn": getattr(batch_fn, "__name__", repr(batch_fn))} if batch_fn is not None else {}),
+                    **({"autocast": autocast} if autocast else {}),
+                })
+            done = _finished_points(st, curve_id, split_names, bool(slopes))
+            if distributed.is_main() and not st.has_unit("curve", curve_id):
+                st.put_unit("curve", curve_id, {"splits": split_names, "bn": policy.name, "points": len(coords),
+                                                "directions": [d.describe() for d in directions], "coords": coords})
+        todo = distributed.shard([i for i in range(len(coords)) if i not in done])
+        kernel = select(inputs, fast) if req.batch_fn is None else GenericKernel.compile(inputs)
+        computed = _run_chunks(kernel, todo, coords, req, chunk_points, st, curve_id, progress, amp_dtype)
+    finally:
+        if owned:
+            st.close()
+    for part in distributed.gather(computed):
+        done.update({int(k): v for k, v in part.items()})
+    return _assemble(done, len(coords), split_names, policy, kernel, slopes, autocast, curve_id if st is not None else None)
+
+
+def _run_chunks(kernel: Kernel, todo: Sequence[int], coords: Sequence[Sequence[float]], req: ProbeRequest,
+                chunk_points: int, st, curve_id: str | None, progress: bool, amp_dtype) -> dict[int, dict[str, tuple]]:
+    """Evaluate ``todo`` in chunks with ``kernel``; finish each point's statistics and store each chunk."""
+    device, model, split_data = kernel.inputs.device, kernel.inputs.model, req.splits
+    counts = req.tensor_counts()
+    bar = progress_bar(len(todo), "probe", "pt", leave=False) if progress and todo else None
+    amp = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
+    computed: dict[int, dict[str, tuple]] = {}
+    try:
+        with preserve_module_state(model), torch.no_grad(), kernel.context(), _full_fp32(device), amp:
             model.eval()
             for c0 in range(0, len(todo), chunk_points):
                 chunk = todo[c0:c0 + chunk_points]
                 rows_out = []
-                fused_stats = None
-                if chain is not None:
-                    bounds = []
-                    for i in chunk:
-                        params = space.point(dirs, coords[i])
-                        bufs = buffers
-                        if recal:
-                            pre = recalibrated_buffers(sweep, {"model." + n: t for n, t in params.items()}, prefixed_buffers, recal_plan)
-                            bufs = {n[6:]: t for n, t in pre.items()}
-                        bounds.append(chain.bind(params, bufs, coords[i]))
-                    fused_stats = fused_sweep.fused_chunk(chain, bounds, plan, len(split_data), loss_fn, space.center,
-                                               dirs if reuse else None, head_cache)
-                for k, i in enumerate(chunk):
-                    if fused_stats is not None:
-                        loss, corr = fused_stats[k]
-                        slope_sum = torch.full_like(loss, float("nan"))
-                    else:
-                        params = {"model." + n: t for n, t in space.point(dirs, coords[i]).items()}
-                        bufs = prefixed_buffers
-                        if recal:
-                            bufs = recalibrated_buffers(sweep, params, prefixed_buffers, recal_plan)
-                        if slopes:
-                            def f(p):
-                                return functional_call(sweep, (p, bufs), (plan,), strict=False)
-                            (loss, corr), (dloss, _) = jvp(f, (params,), (u0,))
-                            slope_sum = dloss.detach()
-                        else:
-                            loss, corr = functional_call(sweep, (params, bufs), (plan,), strict=False)
-                            slope_sum = torch.full_like(loss, float("nan"))
-                    point_stats = torch.stack([loss.detach().cpu(), corr.detach().cpu(), counts, slope_sum.cpu()], dim=1)
-                    res = {}
-                    for si, s in enumerate(split_names):
-                        lo, ac, sl = stats.compute(point_stats[si])
-                        res[s] = (lo, ac, sl)
-                        rows_out.append((i, s, coords[i], lo, ac, sl))
-                    computed[i] = res
+                for i, (loss, corr, slope) in zip(chunk, kernel.evaluate([coords[i] for i in chunk])):
+                    n = counts if counts is not None else kernel.split_counts()  # a batch function counts its samples
+                    point = torch.stack([loss.detach().cpu(), corr.detach().cpu(), n, slope.cpu()], dim=1)
+                    computed[i] = {sd.name: stats.compute(point[si]) for si, sd in enumerate(split_data)}
+                    rows_out += [(i, s, coords[i], *v) for s, v in computed[i].items()]
                 if st is not None and rows_out:
                     st.put_points(curve_id, rows_out)
                 if bar is not None:
@@ -311,26 +207,23 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
     finally:
         if bar is not None:
             bar.close()
-        if owned:
-            st.close()
+    return computed
 
-    # -- gather ----------------------------------------------------------------------
-    for part in distributed.gather(computed):
-        done.update({int(k): v for k, v in part.items()})
-    missing = [i for i in range(len(coords)) if i not in done]
+
+def _assemble(done: Mapping[int, Mapping[str, tuple]], n_points: int, split_names: Sequence[str], policy: BNPolicy,
+              kernel: Kernel, slopes: bool, autocast: str | None, curve_id: str | None) -> dict[str, Any]:
+    missing = [i for i in range(n_points) if i not in done]
     if missing:  # only possible if another rank failed
         raise RuntimeError(f"points {missing[:5]} were not evaluated")
     out: dict[str, Any] = {}
     for s in split_names:
-        entry = {"loss": [done[i][s][0] for i in range(len(coords))],
-                 "accuracy": [done[i][s][1] for i in range(len(coords))]}
+        entry = {"loss": [done[i][s][0] for i in range(n_points)], "accuracy": [done[i][s][1] for i in range(n_points)]}
         if slopes:
-            entry["slope"] = [done[i][s][2] for i in range(len(coords))]
+            entry["slope"] = [done[i][s][2] for i in range(n_points)]
         out[s] = entry
-    kernels = ("fused+head-reuse" if reuse else "fused") if chain is not None else ("cpu-fastpath" if use_fast else "generic")
-    result = {"bn": policy.name, "kernels": kernels, "splits": out}
+    result = {"bn": policy.name, "kernels": kernel.label, "splits": out}
     if autocast:
         result["autocast"] = autocast
-    if st is not None:
+    if curve_id is not None:
         result["curve_id"] = curve_id
     return result

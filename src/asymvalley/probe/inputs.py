@@ -1,46 +1,76 @@
-"""Inputs of the probe engine: user data resolved into resident split tensors, and a
-two-sample check that the model runs on them (one clear line instead of a traceback)."""
+"""Inputs of the probe engine: user data resolved into splits (resident tensors or batch sources,
+`asymvalley.probe.batches`), and a one-batch check that the model runs on them (one clear line
+instead of a traceback)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn as nn
 
 from ..errors import UsageError
+from .batches import DEFAULT_MEMORY_BUDGET, BatchFn, batches_of, check_batch_stats
 from .space import preserve_module_state
 
-__all__ = ["SplitData", "resolve_data", "check_model_runs", "channels_last"]
+__all__ = ["SplitData", "TensorBatches", "resolve_data", "check_model_runs", "channels_last"]
 
 
 @dataclass
 class SplitData:
+    """One split: resident tensors ``x, y`` (``source`` is ``None``), or a ``source`` of batches
+    (a list on the device, or a `~asymvalley.probe.batches.Streamed` loader)."""
+
     name: str
-    x: torch.Tensor
-    y: torch.Tensor
+    x: torch.Tensor | None
+    y: torch.Tensor | None
     prepare: Callable[[torch.Tensor], torch.Tensor]
+    source: Iterable | None = None
+
+    def batches(self, batch_size: int) -> Iterable:
+        """This split as an iterable of batches (resident tensors sliced into ``(prepare(x), y)`` pairs)."""
+        return self.source if self.source is not None else TensorBatches(self, batch_size)
+
+
+@dataclass
+class TensorBatches:
+    """``(prepare(x[i:i+b]), y[i:i+b])`` slices of a resident split, re-iterable."""
+
+    split: SplitData
+    batch_size: int
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        sd, b = self.split, self.batch_size
+        for i in range(0, len(sd.x), b):
+            yield sd.prepare(sd.x[i:i + b]), sd.y[i:i + b]
 
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _materialise(loader: Iterable, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    xs, ys = [], []
-    for batch in loader:
-        if not isinstance(batch, (tuple, list)) or len(batch) < 2:
-            raise UsageError(f"split {name!r}: the DataLoader must yield (x, y) batches")
-        xs.append(batch[0])
-        ys.append(batch[1])
-    if not xs:
-        raise UsageError(f"split {name!r} is empty; give it at least one sample")
-    return torch.cat(xs), torch.cat(ys)
+def _split(name: str, value: Any, device: torch.device, budget: int) -> SplitData:
+    if isinstance(value, (tuple, list)) and len(value) == 2 and torch.is_tensor(value[0]) and torch.is_tensor(value[1]):
+        x, y = value
+    elif isinstance(value, Iterable) and not torch.is_tensor(value):
+        pair, source = batches_of(value, name, device, budget)
+        if source is not None:
+            return SplitData(name, None, None, _identity, source)
+        x, y = pair
+    else:
+        raise UsageError(f"split {name!r} must be (x, y) tensors, a DataLoader or an iterable of batches, not {type(value).__name__}")
+    if len(x) != len(y) or len(x) == 0:
+        raise UsageError(f"split {name!r} has {len(x)} inputs and {len(y)} targets; give equal, non-zero counts")
+    return SplitData(name, x.to(device), y.to(device), _identity)
 
 
-def resolve_data(data: Any, splits: Sequence[str], device: torch.device) -> list[SplitData]:
-    """Turn a `DataSplits`, ``{split: (x, y)}`` or ``{split: DataLoader}`` into resident tensors."""
+def resolve_data(data: Any, splits: Sequence[str], device: torch.device,
+                 memory_budget: int = DEFAULT_MEMORY_BUDGET) -> list[SplitData]:
+    """A `DataSplits` or ``{split: (x, y) | DataLoader | iterable of batches}`` -> one `SplitData` per split.
+
+    Loaders whose batches fit ``memory_budget`` bytes are read once onto ``device``; larger ones are streamed.
+    """
     from ..data.base import DataSplits
 
     if isinstance(splits, str):
@@ -50,8 +80,8 @@ def resolve_data(data: Any, splits: Sequence[str], device: torch.device) -> list
         raise UsageError("no splits requested; pass e.g. splits=('train', 'test')")
     if len(set(splits)) != len(splits):
         raise UsageError(f"splits {splits} repeat a name; list each split once")
-    out = []
     if isinstance(data, DataSplits):
+        out = []
         for s in splits:
             if s not in ("train", "test"):
                 raise UsageError(f"unknown split {s!r}; known splits: train, test")
@@ -62,36 +92,49 @@ def resolve_data(data: Any, splits: Sequence[str], device: torch.device) -> list
         for s in splits:
             if s not in data:
                 raise UsageError(f"unknown split {s!r}; known splits: {', '.join(map(str, data))}")
-            v = data[s]
-            if isinstance(v, (tuple, list)) and len(v) == 2 and torch.is_tensor(v[0]):
-                x, y = v
-            else:
-                x, y = _materialise(v, s)
-            if len(x) != len(y) or len(x) == 0:
-                raise UsageError(f"split {s!r} has {len(x)} inputs and {len(y)} targets; give equal, non-zero counts")
-            out.append(SplitData(s, x.to(device), y.to(device), _identity))
-        return out
-    raise UsageError(f"data must be a DataSplits, a dict of split -> (x, y) or split -> DataLoader, not {type(data).__name__}")
+        return [_split(s, data[s], device, memory_budget) for s in splits]
+    raise UsageError("data must be a DataSplits or a dict {split: (x, y) tensors | DataLoader | iterable of batches}, "
+                     f"not {type(data).__name__}")
 
 
-def check_model_runs(model: nn.Module, sd: SplitData, device: torch.device) -> None:
-    """One forward pass on two samples, so that wrong input shapes or labels fail with one clear line."""
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def check_model_runs(model: nn.Module, sd: SplitData, device: torch.device, batch_fn: BatchFn | None = None) -> bool:
+    """One forward pass on two samples (or, with ``batch_fn``, on the first batch), so that wrong input
+    shapes, labels or batch-function outputs fail with one clear line. True when the model maps the
+    split's tensors to a plain tensor of outputs (the tensor kernels apply)."""
+    if batch_fn is not None:
+        batch = next(iter(sd.batches(2)), None)
+        if batch is None:
+            raise UsageError(f"split {sd.name!r} yields no batches; give it at least one sample")
+        try:
+            with preserve_module_state(model), torch.no_grad():
+                model.eval()
+                check_batch_stats(batch_fn(model, batch), sd.name)
+        except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            if isinstance(exc, UsageError):
+                raise
+            raise UsageError(f"the model cannot run on the first batch of split {sd.name!r}: {_first_line(exc)}; "
+                             "pass batches shaped like the model's training inputs (or a batch_fn that handles them)") from None
+        return False
     x, y = sd.prepare(sd.x[:2]), sd.y[:2]
-    if len(sd.x) == 0:
-        raise UsageError(f"split {sd.name!r} is empty; pass at least one sample")
     try:
         with preserve_module_state(model), torch.no_grad():
             model.eval()
             out = model(x)
     except (RuntimeError, ValueError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"the model cannot run on split {sd.name!r} (inputs of shape {tuple(sd.x.shape[1:])}): {first}; "
+        raise UsageError(f"the model cannot run on split {sd.name!r} (inputs of shape {tuple(sd.x.shape[1:])}): {_first_line(exc)}; "
                          "pass data shaped like the model's training inputs") from None
+    if not torch.is_tensor(out):
+        return False  # a tuple, dict or ModelOutput: the batch protocol reads its logits
     if y.is_floating_point() or out.dim() != 2:  # regression or a custom loss: nothing more to check
-        return
+        return True
     if sd.y.numel() and (int(sd.y.min()) < 0 or int(sd.y.max()) >= out.shape[1]):
         raise UsageError(f"labels of split {sd.name!r} must lie in [0, {out.shape[1] - 1}] for a model with {out.shape[1]} outputs; "
                          "check the labels or the model's number of classes")
+    return True
 
 
 def channels_last(prepare: Callable) -> Callable:

@@ -8,30 +8,17 @@ bitwise identical.
 
 from __future__ import annotations
 
-import json
-import math
 from pathlib import Path
 from typing import Any
 
-from ..checkpoint import atomic_write_text
+from ..io import atomic_write_text, json_text, plain
 from ..errors import UsageError
 from ..experiments import EXPERIMENTS, claim_ids, configure, protocol, protocol_hash
 from ..experiments.presets import get_preset
 from ..store import STORE_NAME, RunStore
 from .html import render_html
 
-__all__ = ["build_report", "plain"]
-
-
-def plain(obj: Any) -> Any:
-    """JSON-safe copy: non-finite floats become None, tuples become lists."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [plain(v) for v in obj]
-    return obj
+__all__ = ["build_report"]
 
 
 def _claim(cid: str, unit: dict, preset, fig_dir: Path) -> dict:
@@ -67,6 +54,6 @@ def build_report(out: str | Path) -> dict:
                  "commit": meta["commit"], "datasets": list(preset.datasets), "models": preset.models,
                  "meaningful": preset.meaningful, "dropped": preset.dropped, "claims": claims,
                  "experiments": {cid: {"seconds": timings.get(cid, {}).get("seconds")} for cid in units}})
-    atomic_write_text(out / "results.json", json.dumps(doc, indent=1, sort_keys=True))
+    atomic_write_text(out / "results.json", json_text(doc, sort_keys=True))
     atomic_write_text(out / "report.html", render_html(doc, out))
     return doc

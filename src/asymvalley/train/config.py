@@ -40,6 +40,7 @@ class TrainConfig:
     init_checkpoint: str | None = None
     n_train: int | None = None
     n_test: int | None = None
+    val_fraction: float = 0.0  # held out of the training split (seeded by ``seed``), never trained on; see data.validation
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -53,6 +54,9 @@ class TrainConfig:
             raise UsageError(f"--batch-size must be at least 1 (got {self.batch_size})")
         if self.weight_decay < 0 or not 0 <= self.momentum < 1:
             raise UsageError("--weight-decay must be >= 0 and --momentum in [0, 1)")
+        from ..data.validation import check_val_fraction
+
+        check_val_fraction(self.val_fraction)
         if self.sgd_after_swa_epochs < 0:
             raise UsageError(f"--sgd-after-swa-epochs must be >= 0 (got {self.sgd_after_swa_epochs})")
 

@@ -24,7 +24,6 @@ import torch
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, update_bn
-from tqdm.auto import tqdm
 
 from .. import data as data_registry
 from .. import models as model_registry
@@ -32,12 +31,13 @@ from ..checkpoint import (atomic_write_bytes, atomic_write_text, build_model, ch
                           save_checkpoint, torch_bytes)
 from ..dist import barrier, init_from_env, rank_world
 from ..errors import UsageError
+from ..progress import progress_bar
 from ..store import STORE_NAME, RunStore
 from .config import TrainConfig
 from .loop import epoch_generator, evaluate, train_batches, train_epoch
 from .schedule import swa_learning_rate
 
-__all__ = ["run_training", "prepare_run", "final_metrics"]
+__all__ = ["run_training", "prepare_run", "final_metrics", "training_data"]
 
 FINAL_NAMES = ("sgd", "swa", "sgd_after_swa")
 
@@ -73,9 +73,7 @@ def prepare_run(cfg: TrainConfig, out: str | Path, resume: bool) -> tuple[Path, 
             raise UsageError(f"--resume with different settings than the run in {out} (differs in: {', '.join(diff)}); repeat the original command")
     elif out.exists() and any(out.iterdir()):
         raise UsageError(f"output directory {out} is not empty; pass --resume to continue that run or choose a new --out")
-    if cfg.n_train or cfg.n_test:
-        data = data.subset(cfg.n_train, cfg.n_test)
-    data = data.to(cfg.device)
+    data = training_data(cfg, data)[0].to(cfg.device)
     torch.manual_seed(cfg.seed)
     model = model_registry.create(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes, **cfg.model_kwargs)
     if cfg.init_checkpoint:  # start from given weights (e.g. small-batch SGD from a large-batch solution, Appendix G)
@@ -84,6 +82,17 @@ def prepare_run(cfg: TrainConfig, out: str | Path, resume: bool) -> tuple[Path, 
             raise UsageError(f"--init-checkpoint {cfg.init_checkpoint} is a {ckpt['model']!r} checkpoint, not {cfg.model!r}; pass a checkpoint of the same model")
         model = build_model(ckpt, cfg.init_checkpoint)
     return out, data, model.to(cfg.device)
+
+
+def training_data(cfg: TrainConfig, data: data_registry.DataSplits | None = None):
+    """The run's data as training saw it: ``(splits, validation or None)``; with ``val_fraction`` the held-out
+    samples are removed from the training split (`asymvalley.data.validation.holdout`)."""
+    from ..data.validation import holdout
+
+    data = data if data is not None else data_registry.load(cfg.dataset, **cfg.dataset_kwargs)
+    if cfg.n_train or cfg.n_test:
+        data = data.subset(cfg.n_train, cfg.n_test)
+    return holdout(data, cfg.val_fraction, cfg.seed) if cfg.val_fraction else (data, None)
 
 
 def final_metrics(model: nn.Module, data: data_registry.DataSplits) -> dict[str, float]:
@@ -108,6 +117,8 @@ def run_training(cfg: TrainConfig, out: str | Path, resume: bool = False, progre
     store = RunStore(out) if main else None
     if main:
         store.set_meta("train_config", cfg.to_dict())
+        if "validation" in data.info:  # the held-out split, named so `valley` can check it rebuilds the same samples
+            store.set_meta("validation", data.info["validation"])
 
     def save(name: str, state_dict: dict) -> None:
         if not main:
@@ -138,7 +149,7 @@ def run_training(cfg: TrainConfig, out: str | Path, resume: bool = False, progre
     elif not (ckpt_dir / "epoch_000.pt").exists():
         save("epoch_000", model.state_dict())
 
-    bar = tqdm(total=cfg.total_epochs, initial=start, desc=f"train {cfg.model}", unit="epoch", disable=not (progress and main), leave=False)
+    bar = progress_bar(cfg.total_epochs, f"train {cfg.model}", "epoch", enabled=progress and main, initial=start, each=True, leave=False)
     for epoch in range(start, cfg.total_epochs):
         main_phase = epoch < cfg.epochs
         lr = swa_learning_rate(epoch, cfg.lr, cfg.swa_lr, cfg.swa_start) if main_phase else cfg.sgd_after_swa_lr
