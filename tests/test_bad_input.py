@@ -131,7 +131,7 @@ CLI_CASES = [
     ("train-nan-lr", ("train", "--lr", "nan", "--out", "{ws}/new"), "--lr must be positive (got nan)"),
     ("train-zero-batch", ("train", "--batch-size", "0", "--out", "{ws}/new"), "--batch-size must be at least 1 (got 0)"),
     ("train-bad-momentum", ("train", "--momentum", "1.5", "--out", "{ws}/new"),
-     "--weight-decay must be >= 0 and --momentum in [0, 1)"),
+     "--momentum must be a finite number in [0, 1), got 1.5"),
     ("train-unknown-device", (*TRAIN, "--device", "tpu", "--out", "{ws}/new"), "unknown --device 'tpu'; use cpu or cuda"),
     ("train-unknown-recipe", ("train", "--recipe", "resnet-imagenet", "--out", "{ws}/new"), "unknown recipe 'resnet-imagenet'; known recipes: preresnet110-cifar10, preresnet110-cifar100, preresnet164-cifar10, preresnet164-cifar100, vgg16-cifar10, vgg16-cifar100"),
     ("train-out-not-empty", (*TRAIN, "--out", "{ws}/nonempty"),
@@ -140,7 +140,7 @@ CLI_CASES = [
     ("train-out-unwritable", (*TRAIN, "--out", "{ws}/afile/run"), 'cannot write --out {ws}/afile/run: {ws}/afile is not a directory; choose another --out'),
     ("train-resume-other-settings", (*TRAIN, "--resume", "--lr", "0.2", "--out", "{ws}/run"), '--resume with different settings than the run in {ws}/run (differs in: lr); repeat the original command'),
     ("train-missing-image-files", ("train", "--model", "mlp", "--dataset", "cifar10", "--data-dir", "{ws}/empty_data",
-                                   "--out", "{ws}/new"), 'cifar10 files not found: place data_batch_1, data_batch_2, data_batch_3, data_batch_4, data_batch_5, test_batch in {ws}/empty_data/cifar-10-batches-py/ (or pass --data-dir DIR whose cifar-10-batches-py/ holds them, or --download to fetch https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz)'),
+                                   "--out", "{ws}/new"), 'cifar10 files not found: place data_batch_1, data_batch_2, data_batch_3, data_batch_4, data_batch_5, test_batch in {ws}/empty_data/cifar-10-batches-py/ (or pass --data-dir DIR whose cifar-10-batches-py/ holds them); they are published at https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz'),
     ("train-missing-out", ("train", "--model", "mlp"), "Missing option '--out'."),
     ("train-epochs-not-a-number", ("train", "--epochs", "many", "--out", "{ws}/new"), "Invalid value for '--epochs': Input should be a valid integer, unable to parse string as an integer"),
     # -- probe ---------------------------------------------------------------------
@@ -197,7 +197,7 @@ CLI_CASES = [
     ("analyze-r-inner-alone", ("analyze", "asymmetry", "{ws}/curve.json", "--r-inner", "0.1", "--out", "{ws}/r.json"), 'give both --r-inner and --r-outer, or neither to search all intervals'),
     ("analyze-bad-objective", ("analyze", "asymmetry", "{ws}/curve.json", "--objective", "speed", "--out", "{ws}/r.json"), "objective must be 'c' or 'width', got 'speed'"),
     ("analyze-neighbours-not-a-list", ("analyze", "neighborhood", "{ws}/neighbours_bad.json", "--out", "{ws}/r.json"), '{ws}/neighbours_bad.json: expected {"curves": [curve or path, ...]} or a JSON list of curves'),
-    ("analyze-out-unwritable", ("analyze", "asymmetry", "{ws}/curve.json", "--out", "{ws}/afile/r.json"), 'cannot write {ws}/afile/r.json (File exists); choose a writable --out'),
+    ("analyze-out-unwritable", ("analyze", "asymmetry", "{ws}/curve.json", "--out", "{ws}/afile/r.json"), 'cannot write --out {ws}/afile/r.json: {ws}/afile is not a directory; choose another --out'),
     ("analyze-unknown-command", ("analyze", "curvature", "{ws}/curve.json", "--out", "{ws}/r.json"), "No such command 'curvature'."),
     # -- reproduce / report / bench ------------------------------------------------------
     ("reproduce-unknown-preset", ("reproduce", "--preset", "huge", "--out", "{ws}/rep"), f"unknown preset 'huge'; known presets: {PRESET_NAMES}"),

@@ -18,7 +18,7 @@ from typing import Callable, Iterator
 
 
 from .. import data as data_registry
-from ..io import check_writable
+from ..io import check_writable, refuse_clobber
 from ..errors import UsageError
 from ..progress import progress_bar
 from ..store import STORE_NAME, RunStore
@@ -116,6 +116,7 @@ def check_seed(seed: int | str | None, preset: Preset) -> int:
 
 def _check_out(out: Path, preset_name: str, seed: int) -> None:
     if not out.is_file():  # (an existing file gets the message below)
+        refuse_clobber(out, "--out")
         check_writable(out, "--out", directory=True)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory; choose another path")
@@ -124,6 +125,8 @@ def _check_out(out: Path, preset_name: str, seed: int) -> None:
     if (out / STORE_NAME).exists():
         with RunStore(out, create=False) as store:
             prev, prev_seed = store.get_meta("preset"), store.get_meta("base_seed")
+            if prev is None and store.get_meta("train_config") is not None:
+                raise UsageError(f"--out {out} holds a training run (`asymvalley train`), not a reproduction; choose a new directory")
         if prev is not None and prev != preset_name:
             raise UsageError(f"{out} holds a '{prev}' reproduction; rerun with --preset {prev} to resume it, or choose a new --out")
         if prev_seed is not None and prev_seed != seed:

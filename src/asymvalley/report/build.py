@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..io import atomic_write_text, json_text, plain
+from ..io import atomic_write_text, plain, write_json
 from ..errors import UsageError
 from ..experiments import EXPERIMENTS, claim_ids, configure, protocol, protocol_hash
 from ..experiments.presets import get_preset
@@ -45,6 +45,9 @@ def build_report(out: str | Path) -> dict:
         raise UsageError(f"{out} holds no reproduce results ({STORE_NAME} missing); run `asymvalley reproduce --out {out}` first")
     with RunStore(out, create=False) as store:
         meta = {k: store.get_meta(k) for k in ("preset", "base_seed", "elapsed_s", "commit", "versions")}
+        if meta["preset"] is None:
+            raise UsageError(f"{out} holds no reproduce results (its {STORE_NAME} records no preset); "
+                             f"run `asymvalley reproduce --out DIR` into a new directory first")
         units = {cid: store.get_unit("claim", cid) for cid in claim_ids() if store.has_unit("claim", cid)}
         timings = store.units("timing")
     preset = get_preset(meta["preset"])
@@ -54,6 +57,6 @@ def build_report(out: str | Path) -> dict:
                  "commit": meta["commit"], "datasets": list(preset.datasets), "models": preset.models,
                  "meaningful": preset.meaningful, "dropped": preset.dropped, "claims": claims,
                  "experiments": {cid: {"seconds": timings.get(cid, {}).get("seconds")} for cid in units}})
-    atomic_write_text(out / "results.json", json_text(doc, sort_keys=True))
+    write_json(out / "results.json", doc, sort_keys=True)
     atomic_write_text(out / "report.html", render_html(doc, out))
     return doc

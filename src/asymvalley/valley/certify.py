@@ -52,10 +52,13 @@ def _direction(family: str, model: nn.Module, roles: DataRoles, i: int, seed: in
 
 
 def family_radius(model: nn.Module, roles: DataRoles, family: str, seed: int, loss_fn: Callable,
-                  probe_kw: dict) -> tuple[float, dict]:
+                  probe_kw: dict, factory: Callable | None = None) -> tuple[float, dict]:
     """The probe half-range of a family by the ladder rule (training loss only), climbing the ladder two
     rungs per probe call and stopping at the first rise."""
-    u = probe.make_direction("gaussian" if family == "hessian" else family, model, seed=CALIBRATION_SEED + seed)
+    if factory is not None:
+        u = factory(0, CALIBRATION_SEED + seed)
+    else:
+        u = probe.make_direction("gaussian" if family == "hessian" else family, model, seed=CALIBRATION_SEED + seed)
     centre, minus, plus = None, [], []
     for j in range(0, len(LADDER), 2):
         rungs = LADDER[j:j + 2]
@@ -86,10 +89,15 @@ def _shift(alphas: list[float], train: list[float], val: list[float], sign: floa
 
 
 def certify_family(model: nn.Module, roles: DataRoles, family: str, k: int, seed: int, points: int, c_min: float,
-                   loss_fn: Callable, probe_kw: dict, radius: float | None = None, tick: Callable = lambda: None) -> dict:
-    """K directions of ``family``: ``{"radius", "calibration", "directions": [...], "curves": [...], "vectors": [...]}``."""
+                   loss_fn: Callable, probe_kw: dict, radius: float | None = None, tick: Callable = lambda: None,
+                   factory: Callable | None = None) -> dict:
+    """K directions of ``family``: ``{"radius", "calibration", "directions": [...], "curves": [...], "vectors": [...]}``.
+
+    ``factory(i, seed)`` builds direction ``i`` instead of the registry (e.g. an interpolation between two
+    solutions); its range is then calibrated along that direction itself.
+    """
     if radius is None:
-        R, calib = family_radius(model, roles, family, seed, loss_fn, probe_kw)
+        R, calib = family_radius(model, roles, family, seed, loss_fn, probe_kw, factory)
     else:
         R, calib = float(radius), {"radius": float(radius), "given": True}
     tick()
@@ -98,7 +106,7 @@ def certify_family(model: nn.Module, roles: DataRoles, family: str, k: int, seed
     rows, curves, vectors = [], [], []
     for i in range(k):
         dseed = 1000 * seed + i
-        u = _direction(family, model, roles, i, dseed, loss_fn)
+        u = factory(i, dseed) if factory is not None else _direction(family, model, roles, i, dseed, loss_fn)
         res = probe.curve(model, roles.splits, u, alphas, splits=splits, loss_fn=loss_fn, **probe_kw)
         tr = res["splits"]["train"]["loss"]
         cert = analysis.best_certificate(alphas, tr, c_min=1.0)
@@ -113,7 +121,7 @@ def certify_family(model: nn.Module, roles: DataRoles, family: str, k: int, seed
             val = _weighted(va, vb, roles.validation["n_select"], roles.validation["n_confirm"])
             full = _shift(alphas, tr, val, sign, cert)
             row.update({"delta_star": full["delta_star"], "xi": full["xi"], "xi_zero": full["xi_zero"],
-                        "select": _shift(alphas, tr, va, sign, cert)})
+                        "admissible": full.get("admissible"), "select": _shift(alphas, tr, va, sign, cert)})
             curve["validation"] = val
         rows.append(row)
         curves.append(curve)

@@ -20,10 +20,10 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ..errors import UsageError
 from ..io import plain
+from ..progress import progress_bar
 from .certify import certify_family, check_families
 from .move import select_move
 from .roles import DataRoles
@@ -87,7 +87,7 @@ def valley(model: nn.Module, data: Any, *, validation: Any = None, families: Seq
     check_model_runs(model, roles, loss_fn)
     probe_kw = {"bn": bn, "batch_size": batch_size, "device": device}
     n_steps = len(fams) * (k + 1) + 3
-    bar = tqdm(total=n_steps, desc="valley", unit="step", disable=not progress, leave=False)
+    bar = progress_bar(n_steps, "valley", "step", enabled=progress, each=True, leave=False)
     try:
         fam_info, rows, curves, vectors = {}, [], [], []
         for fam in fams:
