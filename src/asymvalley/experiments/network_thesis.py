@@ -44,7 +44,8 @@ from ..valley.certify import certify_family
 from ..valley.roles import DataRoles
 
 __all__ = ["C13Protocol", "C14Protocol", "heldout_roles", "c13_solution", "c14_solution", "judge_c13", "judge_c14",
-           "C_MIN", "C_SYMMETRIC", "EQUIVALENCE", "HELDOUT_SEED"]
+           "C_MIN", "C_SYMMETRIC", "EQUIVALENCE", "HELDOUT_SEED", "C13_QUICK", "C14_QUICK", "C13_FULL",
+           "C14_FULL", "SOLUTIONS"]
 
 C_MIN = 2.0          # certified: the paper's threshold
 C_SYMMETRIC = 1.2    # symmetric control: no certificate or c below this
@@ -75,6 +76,15 @@ class C14Protocol:
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "c_min": C_MIN, "c_symmetric": C_SYMMETRIC, "equivalence": EQUIVALENCE}
+
+
+# Presets, fixed before any run: quick keeps C13 + C14 near 40 s on a quiet 2-core machine (one seed, so its
+# verdicts are inconclusive by construction); full has every family, K = 4 and the preset's >= 6 seeds.
+C13_QUICK = C13Protocol(families=("uniform", "filter"), k=2, points=13, fractions=(0.25,))
+C14_QUICK = C14Protocol(families=("gaussian", "filter"), k=2, points=13)
+C13_FULL = C13Protocol()
+C14_FULL = C14Protocol(families=("gaussian", "filter", "uniform", "hessian"))
+SOLUTIONS = {"mnist1d": ("cnn1d_bn", "cnn1d"), "digits": ("cnn2d_bn", "cnn2d")}  # with and without BN
 
 
 def heldout_roles(train: tuple, test: tuple, with_validation: bool = True) -> DataRoles:
