@@ -276,7 +276,7 @@ def test_offline_error_names_files_directory_and_options(tmp_path, monkeypatch, 
     assert str(tmp_path / "envroot") in msg
     for f in files:
         assert f in msg
-    assert "--data-dir" in msg and "--download" in msg
+    assert "--data-dir" in msg and "--download" not in msg  # no command takes --download: never advise it
     assert not (tmp_path / "envroot").exists()  # nothing created, nothing fetched
 
 

@@ -254,13 +254,15 @@ def test_store_resume_does_not_recompute(ds, tmp_path):
         return F.cross_entropy(out, y)
 
     with pytest.raises(KeyboardInterrupt):
-        probe.curve(m, ds, u, alphas, loss_fn=dying_loss, store=tmp_path, chunk_points=2, batch_size=256, curve_id="c1")
+        probe.curve(m, ds, u, alphas, loss_fn=dying_loss, store=tmp_path, chunk_points=2, batch_size=256, curve_id="c1",
+                    fast=False)  # the generic kernel: one module call per batch (a traced forward would not count)
     st = RunStore(tmp_path)
     done = st.done_indices("c1", "train")
     assert done == {0, 1, 2, 3, 4, 5} and st.done_indices("c1", "test") == done
     st.close()
     m.calls = 0
-    res = probe.curve(m, ds, u, alphas, loss_fn=F.cross_entropy, store=tmp_path, chunk_points=2, batch_size=256, curve_id="c1")
+    res = probe.curve(m, ds, u, alphas, loss_fn=F.cross_entropy, store=tmp_path, chunk_points=2, batch_size=256, curve_id="c1",
+                      fast=False)
     assert m.calls == 2 * (11 - 6) + 1  # only the unfinished points were evaluated (+1: the two-sample input check)
     ref = probe.curve(m, ds, u, alphas, batch_size=256)
     assert res["splits"]["test"]["loss"] == pytest.approx(ref["splits"]["test"]["loss"], rel=1e-7)

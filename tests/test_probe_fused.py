@@ -140,10 +140,10 @@ def test_engine_fused_path_matches_the_generic_path(ds, name, kernels, bn):
         assert torch.allclose(torch.tensor(pf["splits"][s]["loss"]), torch.tensor(pp["splits"][s]["loss"]), rtol=1e-5)
 
 
-def test_slopes_and_custom_forward_use_the_generic_path(ds):
+def test_slopes_run_forward_mode_through_the_chain_and_custom_forward_uses_the_generic_path(ds):
     m = _trained("mlp", ds)
     u = probe.make_direction("filter", m, seed=1)
-    assert probe.curve(m, ds, u, [-1, 0, 1], slopes=True)["kernels"] == "generic"
+    assert probe.curve(m, ds, u, [-1, 0, 1], slopes=True)["kernels"] == "fused-jvp"
     custom = _Custom(*list(m.children()))
     res = probe.points(custom, ds, [u], [[0.0]])
     assert res["kernels"] == "generic"
@@ -300,3 +300,18 @@ def test_a_points_numbers_do_not_depend_on_its_chunk():
     runs = [probe.points(m, data, [u], coords, chunk_points=c) for c in (1, 2, 3, 8)]
     assert len({r["kernels"] for r in runs}) == 1
     assert all(r["splits"] == runs[0]["splits"] for r in runs)
+
+
+@pytest.mark.parametrize("name", list(_zoo()))
+def test_forward_mode_through_the_chain_equals_torch_func_jvp(name):
+    from asymvalley.probe.fused_dual import bind_dual
+
+    m, chain, x = _compiled(name, 120)
+    params, bufs = {n: p.detach() for n, p in m.named_parameters()}, dict(m.named_buffers())
+    g = torch.Generator().manual_seed(3)
+    u = {n: torch.randn(p.shape, generator=g) for n, p in params.items()}
+    with torch.no_grad():
+        got, dgot = bind_dual(chain, params, bufs, u)(x)
+    ref, dref = torch.func.jvp(lambda p: torch.func.functional_call(m, (p, bufs), (x,)), (params,), (u,))
+    assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
+    assert torch.allclose(dgot, dref, rtol=1e-4, atol=1e-4 * float(dref.abs().max()))

@@ -63,9 +63,6 @@ def test_every_kernel_agrees_with_a_plain_loop(ds, kernel, slopes):
     m = _bn_model(ds)
     u = probe.make_direction("filter", m, seed=2)
     k = kernel.compile(_inputs(m, ds, u, slopes))
-    if kernel is FusedKernel and slopes:
-        assert k is None  # the fused kernel does not do slopes: the request falls back
-        return
     alphas = [-0.8, 0.0, 0.5]
     with torch.no_grad(), k.context():
         got = k.evaluate([[a] for a in alphas])
@@ -83,5 +80,54 @@ def test_selection_once_per_request(ds):
     m = _bn_model(ds)
     u = probe.make_direction("filter", m, seed=2)
     assert isinstance(select(_inputs(m, ds, u)), FusedKernel)
-    assert isinstance(select(_inputs(m, ds, u, slopes=True)), FastPathKernel)
+    assert isinstance(select(_inputs(m, ds, u, slopes=True)), FusedKernel)
     assert type(select(_inputs(m, ds, u), fast=False)) is GenericKernel
+
+
+class _UserCNN(nn.Module):
+    """A user's module: its forward reshapes (``unsqueeze``, ``flatten``) around Conv/BN/ReLU blocks."""
+
+    def __init__(self, length: int = 24, classes: int = 5):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv1d(1, 8, 5, padding=2), nn.BatchNorm1d(8), nn.ReLU(),
+                                      nn.Conv1d(8, 8, 3, stride=2, padding=1), nn.BatchNorm1d(8), nn.ReLU())
+        self.head = nn.Linear(8 * length // 2, classes)
+
+    def forward(self, x):
+        x = x.unsqueeze(1)
+        return self.head(self.features(x).flatten(1))
+
+
+class _UserMLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(24, 16), nn.Linear(16, 5)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x.view(x.size(0), -1))))
+
+
+class _Residual(_UserMLP):
+    def forward(self, x):
+        h = self.a(x)
+        return self.b(torch.relu(h) + h)
+
+
+@pytest.mark.parametrize("make, kernel", [(_UserCNN, "fused"), (_UserMLP, "fused"), (_Residual, "generic")])
+@pytest.mark.parametrize("slopes", [False, True])
+def test_users_modules_take_the_fused_path_where_they_trace_to_a_chain(make, kernel, slopes):
+    torch.manual_seed(0)
+    m = make()
+    g = torch.Generator().manual_seed(1)
+    data = {s: (torch.randn(n, 24, generator=g), torch.randint(0, 5, (n,), generator=g)) for s, n in (("train", 150), ("test", 70))}
+    with torch.no_grad():
+        m.train()(data["train"][0])  # BN statistics that are not the defaults
+    m.eval()
+    u = probe.make_direction("gaussian", m, seed=1)
+    res = probe.curve(m, data, u, [-0.5, 0.0, 0.5], slopes=slopes, batch_size=64)
+    plain = probe.curve(m, data, u, [-0.5, 0.0, 0.5], slopes=slopes, fast=False)
+    assert res["kernels"].startswith(kernel) and plain["kernels"] == "generic"
+    for s in ("train", "test"):
+        assert res["splits"][s]["loss"] == pytest.approx(plain["splits"][s]["loss"], rel=1e-5)
+        if slopes:
+            assert res["splits"][s]["slope"] == pytest.approx(plain["splits"][s]["slope"], rel=1e-4, abs=1e-5)

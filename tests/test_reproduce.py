@@ -1,5 +1,5 @@
-"""`asymvalley reproduce` end to end on the `smoke` preset: report structure, verdicts, resume,
-bitwise-identical regeneration, lock, and the `paper` preset's offline message."""
+"""`asymvalley reproduce` end to end on the `smoke` preset: report structure, verdicts from stored numbers,
+protocol hashes, resume, bitwise-identical regeneration, lock, bad input, and the `paper` preset's offline message."""
 
 from __future__ import annotations
 
@@ -7,12 +7,11 @@ import json
 
 import pytest
 
-from asymvalley.experiments import EXPERIMENTS
-from asymvalley.experiments.claims import CLAIMS
+from asymvalley.analysis.verdicts import CLASSES, VERDICTS
+from asymvalley.experiments import EXPERIMENTS, claim_ids, configure, protocol_hash
+from asymvalley.experiments.presets import PRESETS
 from asymvalley.experiments.reproduce import directory_lock
 from asymvalley.store import RunStore
-
-VERDICTS = {"reproduced", "not_reproduced", "inconclusive"}
 
 
 @pytest.fixture(scope="module")
@@ -24,41 +23,43 @@ def smoke_run(tmp_path_factory):
     return out
 
 
-def test_report_has_all_twelve_claims_with_numbers_criterion_and_figures(smoke_run):
+def test_report_has_every_claim_with_protocol_grid_paper_numbers_and_figures(smoke_run):
     doc = json.loads((smoke_run / "results.json").read_text())
-    assert doc["preset"] == "smoke" and doc["elapsed_s"] > 0
-    assert [c["id"] for c in doc["claims"]] == [f"C{i}" for i in range(1, 13)]
+    assert doc["preset"] == "smoke" and doc["elapsed_s"] > 0 and doc["seeds"] == [0, 1]
+    assert doc["versions"]["torch"] and doc["commit"] and doc["meaningful"] is False
+    assert [c["id"] for c in doc["claims"]] == claim_ids()
     for c in doc["claims"]:
-        assert c["verdict"] in VERDICTS
-        assert c["criterion"] and c["title"] and c["paper"] and c["numbers"]
+        assert c["verdict"] in VERDICTS and c["reason"]
+        assert c["criterion"] and c["title"] and c["paper"] and c["paper_numbers"] and c["protocol"]
+        assert c["protocol_hash"] == protocol_hash(configure(EXPERIMENTS.get(c["id"]).Config, PRESETS["smoke"]))
+        assert sum(s["faithful"] for s in c["sensitivity"]) == len(c["per_dataset"])
+        assert all(s["class"] in CLASSES for s in c["sensitivity"])
         assert c["figures"], c["id"]
         for f in c["figures"]:
             assert (smoke_run / f).stat().st_size > 1000
-        assert any(f.endswith(".svg") for f in c["figures"]) and any(f.endswith(".png") for f in c["figures"])
     html = (smoke_run / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 12  # self-contained: figures embedded
+    assert "Smoke preset: these verdicts mean nothing" in html
+    assert html.count("data:image/png;base64,") >= len(doc["claims"])
+    assert html.count("<details>") >= 2 * len(doc["claims"])  # protocol settings and raw JSON folded away
     for c in doc["claims"]:
-        assert f"id='{c['id']}'" in html and c["verdict"] in html
+        assert f"id='{c['id']}'" in html and c["protocol_hash"] in html
 
 
-def test_each_verdict_follows_from_the_stored_numbers(smoke_run):
+def test_each_verdict_follows_from_the_stored_numbers_by_the_grid_rule(smoke_run):
+    """Independently of the judge: the faithful cell's class decides, with two seeds per cell."""
     doc = json.loads((smoke_run / "results.json").read_text())
-    with RunStore(smoke_run, create=False) as store:
-        results = {n: store.get_unit("experiment", n) for n in EXPERIMENTS.names()}
     for c in doc["claims"]:
-        claim = CLAIMS[c["id"]]
-        verdict, _ = claim.judge({n: results[n] for n in claim.experiments})
-        assert verdict == c["verdict"], c["id"]
-    by_id = {c["id"]: c for c in doc["claims"]}
-    # Independently of the judge code: Theorem 2's verdict is the stated CI rule on the reported numbers
-    asym, sym = by_id["C4"]["numbers"]["asymmetric"]["ci95"], by_id["C4"]["numbers"]["symmetric"]["ci95"]
-    if asym[0] > 0 and sym[0] <= 0 <= sym[1]:
-        assert by_id["C4"]["verdict"] == "reproduced"
-    elif asym[1] <= 0:
-        assert by_id["C4"]["verdict"] == "not_reproduced"
-    # Appendix H: share difference thresholds 0.25 / 0
-    diff = by_id["C11"]["numbers"]["mean_share_with_bn"] - by_id["C11"]["numbers"]["mean_share_without_bn"]
-    assert by_id["C11"]["verdict"] == ("reproduced" if diff >= 0.25 else "not_reproduced" if diff <= 0 else "inconclusive")
+        for ds, v in c["per_dataset"].items():
+            faithful = [s for s in v["sensitivity"] if s["faithful"]]
+            assert len(faithful) == 1
+            klass = faithful[0]["class"]
+            expected = {"contradicts": {"not_reproduced"}, "undecided": {"inconclusive"},
+                        "supports": {"verified"} if EXPERIMENTS.get(c["id"]).verification else {"reproduced", "fragile"}}
+            assert v["verdict"] in expected[klass], (c["id"], ds)
+            for t in faithful[0]["tests"]:
+                iv = t["interval"]
+                if iv["method"] == "t" and iv["lo"] is not None:
+                    assert iv["n"] == 2 and iv["lo"] <= iv["estimate"] <= iv["hi"]
 
 
 def test_report_regenerates_bitwise_identical_without_recomputing(smoke_run, cli):
@@ -66,11 +67,11 @@ def test_report_regenerates_bitwise_identical_without_recomputing(smoke_run, cli
     with RunStore(smoke_run, create=False) as store:
         units = store._conn.execute("SELECT kind, key, created FROM units ORDER BY kind, key").fetchall()
         npoints = store._conn.execute("SELECT COUNT(*) FROM points").fetchone()[0]
-    (smoke_run / "figures" / "fig3_shift.png").unlink()
+    (smoke_run / "figures" / "c2_shift.png").unlink()
     code, out, err = cli("report", smoke_run)
     assert code == 0, err
     assert (smoke_run / "results.json").read_bytes() == before
-    assert (smoke_run / "figures" / "fig3_shift.png").exists()
+    assert (smoke_run / "figures" / "c2_shift.png").exists()
     with RunStore(smoke_run, create=False) as store:
         assert store._conn.execute("SELECT kind, key, created FROM units ORDER BY kind, key").fetchall() == units
         assert store._conn.execute("SELECT COUNT(*) FROM points").fetchone()[0] == npoints
@@ -78,25 +79,35 @@ def test_report_regenerates_bitwise_identical_without_recomputing(smoke_run, cli
 
 def test_only_runs_a_subset_and_a_rerun_resumes(tmp_path, cli):
     out = tmp_path / "r"
-    code, stdout, err = cli("reproduce", "--preset", "smoke", "--only", "fig5,thm1", "--out", out, "--quiet")
+    code, stdout, err = cli("reproduce", "--preset", "smoke", "--only", "C4,thm1", "--out", out, "--quiet")
     assert code == 0, err
     doc = json.loads((out / "results.json").read_text())
     assert [c["id"] for c in doc["claims"]] == ["C4", "C5"]
+    assert [c["verdict"] for c in doc["claims"]] == ["verified", "verified"]
     with RunStore(out, create=False) as store:
-        created = store._conn.execute("SELECT created FROM units WHERE kind='experiment' AND key='fig5'").fetchone()
-    code, stdout, err = cli("reproduce", "--preset", "smoke", "--only", "fig5,thm1,appa", "--out", out, "--quiet")
+        created = store._conn.execute("SELECT created FROM units WHERE kind='claim' AND key='C4'").fetchone()
+    code, stdout, err = cli("reproduce", "--preset", "smoke", "--only", "C4,C5,C12", "--out", out, "--quiet")
     assert code == 0, err
-    assert "resuming: 2 of 3 experiments already finished" in stdout
+    assert "resuming: 2 of 3 claims already finished" in stdout
     with RunStore(out, create=False) as store:
-        assert store._conn.execute("SELECT created FROM units WHERE kind='experiment' AND key='fig5'").fetchone() == created
+        assert store._conn.execute("SELECT created FROM units WHERE kind='claim' AND key='C4'").fetchone() == created
     assert [c["id"] for c in json.loads((out / "results.json").read_text())["claims"]] == ["C4", "C5", "C12"]
+
+
+def test_seed_sets_the_base_seed_and_is_checked_on_resume(tmp_path, cli):
+    out = tmp_path / "s"
+    code, _, err = cli("reproduce", "--preset", "smoke", "--only", "C4", "--seed", "7", "--out", out, "--quiet")
+    assert code == 0, err
+    assert json.loads((out / "results.json").read_text())["seeds"] == [7, 8]
+    code, _, err = cli("reproduce", "--preset", "smoke", "--only", "C4", "--seed", "8", "--out", out, "--quiet")
+    assert code == 2 and "--seed 7" in err and err.count("\n") == 1
 
 
 def test_directory_in_use_is_refused(tmp_path, cli):
     out = tmp_path / "busy"
     out.mkdir()
     with directory_lock(out):
-        code, _, err = cli("reproduce", "--preset", "smoke", "--only", "fig5", "--out", out, "--quiet")
+        code, _, err = cli("reproduce", "--preset", "smoke", "--only", "C4", "--out", out, "--quiet")
     assert code == 2
     assert err == f"error: {out} is in use by another asymvalley process; wait for it to finish or choose another --out\n"
     assert sorted(p.name for p in out.iterdir()) == [".lock"]
@@ -108,16 +119,24 @@ def test_paper_preset_offline_names_the_missing_files(tmp_path, cli, monkeypatch
     code, _, err = cli("reproduce", "--preset", "paper", "--out", out, "--quiet")
     assert code == 2 and err.count("\n") == 1
     assert err.startswith("error: cifar10 files not found: place data_batch_1")
-    assert "--data-dir" in err and "--download" in err
+    assert "--data-dir" in err and "--download" not in err  # reproduce takes no --download: never advise it
     assert not out.exists()
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--preset", "huge"], "error: unknown preset 'huge'; known presets: quick, smoke, full, paper\n"),
-    (["--only", "fig99"], "error: unknown experiment 'fig99' in --only; known experiments: "),
+    (["--preset", "huge"], "error: unknown preset 'huge'; known presets: quick, full, smoke, paper\n"),
+    (["--only", "fig99"], "error: unknown claim 'fig99' in --only; known claims: C1, C2, "),
+    (["--only", "C4,C99"], "error: unknown claim 'C99' in --only; known claims: C1, C2, "),
+    (["--only", ""], "error: --only is empty; name claims, e.g. --only C4,C7"),
+    (["--only", " , "], "error: --only is empty; name claims, e.g. --only C4,C7"),
+    (["--seed", "abc"], "error: --seed must be a whole number such as 100 (got 'abc')\n"),
+    (["--seed", "-1"], "error: --seed -1 is out of range; use a whole number from 0 to 2147483647 "),
+    (["--seed", str(2 ** 31)], f"error: --seed {2 ** 31} is out of range; use a whole number from 0 to "),
+    (["--preset", "full", "--seed", str(2 ** 31 - 3)], "error: --seed 2147483645 is out of range; use a whole number from 0 to 2147483642 "),
+    (["--preset", "full", "--seed", "5"], "error: --seed 5 is below 100: the protocols were designed on those seeds"),
 ])
 def test_bad_reproduce_arguments(tmp_path, cli, args, message):
     out = tmp_path / "x"
     code, _, err = cli("reproduce", *args, "--out", out)
-    assert code == 2 and err.startswith(message)
+    assert code == 2 and err.startswith(message) and err.count("\n") == 1, err
     assert not out.exists()

@@ -72,17 +72,19 @@ def safe_torch_load(path: str | os.PathLike, what: str = "checkpoint") -> Any:
         raise UsageError(f"{what} {path} is unreadable or unsafe ({kind}); it must be a file written by asymvalley (torch.save of tensors and plain values)") from None
 
 
-def check_state_dict(tensors: dict[str, Any], what: str) -> None:
-    """One-line `UsageError` unless every value is a dense, real, finite tensor on a real device."""
+def check_state_dict(tensors: dict[str, Any], what: str, finite: bool = True, floating: bool = False) -> None:
+    """One-line `UsageError` unless every value is a dense, real tensor on a real device (and, with ``finite``,
+    finite; with ``floating``, floating point)."""
     for name, t in tensors.items():
         if not torch.is_tensor(t):
             raise UsageError(f"{what} has a {type(t).__name__} for {name!r}, not a tensor; rebuild it with asymvalley")
         if t.is_meta or t.layout != torch.strided:
             kind = "a meta-device tensor (no values)" if t.is_meta else f"a {t.layout} tensor"
             raise UsageError(f"{what} holds {kind} for {name!r}; only dense tensors with values can be used, rebuild it with asymvalley")
-        if t.is_complex() or t.is_quantized or not (t.is_floating_point() or t.dtype in (torch.int64, torch.int32, torch.bool)):
+        allowed = t.is_floating_point() or (not floating and t.dtype in (torch.int64, torch.int32, torch.bool))
+        if t.is_complex() or t.is_quantized or not allowed:
             raise UsageError(f"{what} holds {name!r} of dtype {t.dtype}; weights must be real floating point, rebuild it with asymvalley")
-        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        if finite and t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise UsageError(f"{what} has non-finite values in {name!r}; the run diverged, use an earlier checkpoint")
 
 

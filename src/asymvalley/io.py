@@ -174,7 +174,7 @@ def _nearest_existing(path: Path) -> Path:
     return base
 
 
-def check_writable(path: str | os.PathLike, option: str = "--out", directory: bool = False) -> None:
+def check_writable(path: str | os.PathLike, option: str = "--out", directory: bool = False, fix: str | None = None) -> None:
     """One-line `UsageError` unless ``path`` (a file, or with ``directory`` a directory) can be written.
 
     Checked before any work starts by creating and removing a real file in the
@@ -186,18 +186,18 @@ def check_writable(path: str | os.PathLike, option: str = "--out", directory: bo
     if os.path.lexists(path) and not directory and not path.is_symlink():
         mode = os.stat(path).st_mode
         if not stat.S_ISREG(mode):
-            raise UsageError(f"cannot write {option} {path}: it is {_kind(mode)}; choose a file name such as result.json")
+            raise UsageError(f"cannot write {option} {path}: it is {_kind(mode)}; {fix or 'choose a file name such as result.json'}")
     base = path if (directory and path.is_dir()) else path.parent
     base = _nearest_existing(base)
     if not base.is_dir():
-        raise UsageError(f"cannot write {option} {path}: {base} is not a directory; choose another {option}")
+        raise UsageError(f"cannot write {option} {path}: {base} is not a directory; {fix or f'choose another {option}'}")
     try:
         fd, probe = tempfile.mkstemp(dir=base, prefix=".asymvalley-write-test-")
     except OSError as exc:
         why = exc.strerror or type(exc).__name__
         if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise UsageError(f"cannot write {option} {path}: {base} is not writable; choose a writable {option}") from None
-        raise UsageError(f"cannot write {option} {path}: writing in {base} fails ({why}); choose a writable {option}") from None
+            raise UsageError(f"cannot write {option} {path}: {base} is not writable; {fix or f'choose a writable {option}'}") from None
+        raise UsageError(f"cannot write {option} {path}: writing in {base} fails ({why}); {fix or f'choose a writable {option}'}") from None
     os.close(fd)
     os.unlink(probe)
 

@@ -148,7 +148,11 @@ class RunStore:
         return self._conn.execute("PRAGMA integrity_check").fetchone()[0]
 
     # -- meta ---------------------------------------------------------------------
-    def set_meta(self, key: str, value: Any) -> None:
+    def set_meta(self, key: str, value: Any, conn: sqlite3.Connection | None = None) -> None:
+        """Set one meta value; pass ``conn`` to join an enclosing `transaction`."""
+        if conn is not None:
+            conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, _dumps(value)))
+            return
         with self.transaction() as c:
             c.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, _dumps(value)))
 

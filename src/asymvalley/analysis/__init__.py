@@ -22,10 +22,12 @@ from .theory import (
     round_analysis,
     sgd_trajectories,
     simulate_theorem2,
+    theorem2_hypothesis,
     theorem1_bound,
     theorem1_check,
 )
 from .width import apparent_width
+from . import verdicts
 
 __all__ = [
     "interpolation_bump",
@@ -42,6 +44,7 @@ __all__ = [
     "project_out",
     "Theorem2Result",
     "simulate_theorem2",
+    "theorem2_hypothesis",
     "sgd_trajectories",
     "figure5_data",
     "round_analysis",

@@ -42,6 +42,7 @@ from ._validate import as_finite, as_int, as_positive
 __all__ = [
     "Theorem2Result",
     "simulate_theorem2",
+    "theorem2_hypothesis",
     "sgd_trajectories",
     "figure5_data",
     "round_analysis",
@@ -129,6 +130,19 @@ def _check_sgd(eta, nu, steps, seeds, w0, burn_in):
     if burn_in >= steps:
         raise UsageError(f"burn_in ({burn_in}) must be smaller than steps ({steps})")
     return eta, nu, steps, seeds, w0, burn_in
+
+
+def theorem2_hypothesis(c: float, a_plus: float = 1.0, nu: float = 1.0) -> dict:
+    """Theorem 2's hypothesis for the piecewise-linear valley (``b+ = a+``, ``b- = a- = -c a+``), as read from the text:
+    ``c' = -(b- - nu) / b+ < e^{c/3} / 6``.
+
+    >>> theorem2_hypothesis(10.0)["holds"], theorem2_hypothesis(15.0)["holds"]
+    (False, True)
+    """
+    b_plus, b_minus = float(a_plus), -float(c) * float(a_plus)
+    c_prime = -(b_minus - nu) / b_plus
+    bound = math.exp(c / 3) / 6
+    return {"b_plus": b_plus, "b_minus": b_minus, "c_prime": c_prime, "bound": bound, "holds": bool(c_prime < bound)}
 
 
 def simulate_theorem2(

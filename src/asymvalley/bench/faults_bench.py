@@ -135,7 +135,7 @@ def _artefacts(job: str, cwd: Path) -> dict[str, object]:
             exp.pop("seconds", None)
     conn = sqlite3.connect(cwd / "rep" / "run.sqlite")
     try:
-        exps = conn.execute("SELECT key, payload FROM units WHERE kind = 'experiment' ORDER BY key").fetchall()
+        exps = conn.execute("SELECT key, payload FROM units WHERE kind = 'claim' ORDER BY key").fetchall()
     finally:
         conn.close()
     return {"results.json": json.dumps(doc, sort_keys=True), "experiments": exps}

@@ -27,10 +27,7 @@ plain JSON (atomically; non-finite numbers become ``null``):
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -38,57 +35,30 @@ import typer
 
 from ..analysis.asymmetry import MIN_POINTS
 from ..errors import UsageError
+from ..io import atomic_write_text, json_text, refuse_clobber
+from ..io import read_json as _read_json
 
 __all__ = ["register", "read_json", "read_curve", "write_json", "asymmetry_line"]
 
 
 def read_json(path: Path) -> Any:
-    """Read a JSON file; a missing or malformed file is a `UsageError`."""
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file; pass the curve.json written by 'asymvalley probe'") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UsageError(f"{path}: cannot read ({exc})") from None
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
-
-
-def _plain(x: Any) -> Any:
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {str(k): _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if hasattr(x, "item") and hasattr(x, "dtype"):
-        return _plain(x.item())
-    return x
+    """Read a JSON file (bounded: `asymvalley.io.read_json`); a missing or malformed file is a `UsageError`."""
+    if not os.path.lexists(path):
+        raise UsageError(f"{path}: no such file; pass the curve.json written by 'asymvalley probe'")
+    return _read_json(path, "curve", "pass the curve.json written by 'asymvalley probe'")
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write plain JSON atomically (temporary file in the same folder, fsync, ``os.replace``)."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
+    """Write plain JSON atomically with the one JSON writer (`asymvalley.io`; non-finite -> null)."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        atomic_write_text(path, json_text(obj))
     except OSError as exc:
         raise UsageError(f"cannot write {path} ({exc.strerror}); choose a writable --out") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(_plain(obj), fh, indent=1, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+
+
+def _guard(out: Path, *inputs: Path) -> None:
+    """Before any work: --out is not an input nor a run's own file."""
+    refuse_clobber(out, "--out", inputs=inputs)
 
 
 def _stored_curves(store) -> dict[str, dict]:
@@ -156,7 +126,7 @@ def asymmetry_line(cert, best_any, c_min: float, min_points: int) -> str:
             f"best c = {best_any.c:.3g} on ({best_any.r_inner:.3g}, {best_any.r_outer:.3g})")
 
 
-def _load_neighbors(path: Path) -> list[dict]:
+def _load_neighbors(path: Path, out: Path | None = None) -> list[dict]:
     data = read_json(path)
     items = data.get("curves") if isinstance(data, dict) else data
     if not isinstance(items, list) or not items:
@@ -164,8 +134,10 @@ def _load_neighbors(path: Path) -> list[dict]:
     curves = []
     for item in items:
         if isinstance(item, str):
-            p = Path(item)
-            curves.append(read_json(p if p.is_absolute() else path.parent / p))
+            p = Path(item) if Path(item).is_absolute() else path.parent / item
+            if out is not None:
+                _guard(out, p)
+            curves.append(read_json(p))
         elif isinstance(item, dict):
             curves.append(item)
         else:
@@ -196,6 +168,7 @@ def register(app: typer.Typer) -> None:
         from ..analysis import asymmetry
         from ..analysis._validate import curve_split
 
+        _guard(out, curve)
         a, f, g, info = curve_split(read_curve(curve, curve_id), split)
         if (r_inner is None) != (r_outer is None):
             raise UsageError("give both --r-inner and --r-outer, or neither to search all intervals")
@@ -227,6 +200,7 @@ def register(app: typer.Typer) -> None:
         from ..analysis._validate import curve_split
         from ..analysis.shift import shift_gap
 
+        _guard(out, curve)
         data = read_curve(curve, curve_id)
         af, f, _, info_f = curve_split(data, train_split)
         ag, g, _, info_g = curve_split(data, test_split)
@@ -255,7 +229,8 @@ def register(app: typer.Typer) -> None:
         from ..analysis._validate import curve_split
         from ..analysis.neighborhood import neighborhood_summary
 
-        parsed = [curve_split(cv, split) for cv in _load_neighbors(curves)]
+        _guard(out, curves)
+        parsed = [curve_split(cv, split) for cv in _load_neighbors(curves, out)]
         # common finite region: intersection of the per-curve finite ranges, on the shared grid
         lo = max(pa[3]["finite_range"][0] for pa in parsed)
         hi = min(pa[3]["finite_range"][1] for pa in parsed)

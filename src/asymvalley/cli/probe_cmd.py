@@ -7,7 +7,7 @@ one ``error:`` line with exit status 2 and no output file, no store rows.
 
 from __future__ import annotations
 
-import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Optional
@@ -23,13 +23,13 @@ _PAIR = re.compile(r"^(?P<a>.+?)->(?P<b>.+)$")
 def _resolve_ckpt(run_dir: Path | None, ref: str) -> Path:
     """A checkpoint name inside ``RUN/checkpoints`` (``swa``, ``epoch_010``) or a path to a .pt file."""
     p = Path(ref)
-    if p.suffix == ".pt" and p.is_file():
-        return p
+    if p.suffix == ".pt" and os.path.lexists(p):
+        return p  # a path: read_checkpoint says what is wrong with it, if anything
     if run_dir is not None:
         q = run_dir / "checkpoints" / f"{ref}.pt"
-        if q.is_file():
+        if os.path.lexists(q):
             return q
-        have = sorted(f.stem for f in (run_dir / "checkpoints").glob("*.pt")) if (run_dir / "checkpoints").is_dir() else []
+        have = sorted(f.stem for f in (run_dir / "checkpoints").glob("*.pt") if f.is_file()) if (run_dir / "checkpoints").is_dir() else []
         raise UsageError(f"checkpoint {ref!r} not found in {run_dir}/checkpoints; available: {', '.join(have) or 'none'}")
     raise UsageError(f"checkpoint {ref!r} is not a .pt file; give a path, or probe a run directory to use names like swa")
 
@@ -63,6 +63,17 @@ def parse_direction_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return kind, opts
 
 
+MAX_HESSIAN_COMPONENT = 63
+"""Lanczos keeps k + 1 >= component + 2 vectors of the model's size: components above 63 are refused."""
+
+
+def _check_hessian_component(component: int, n_params: int) -> None:
+    top = min(MAX_HESSIAN_COMPONENT, n_params - 1)
+    if component > top:
+        raise UsageError(f"--direction hessian:{component} asks for eigenvector {component}, but at most hessian:{top} is "
+                         f"computed (the model has {n_params:,} parameters, the limit is {MAX_HESSIAN_COMPONENT}); choose a lower index")
+
+
 def parse_range(value: tuple[str, str]) -> tuple[float, float]:
     """``--range A B``: two numbers, separated by a space (``--range -2 2``; a negative ``A`` is fine).
 
@@ -93,7 +104,20 @@ def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, f
     from ..store import STORE_NAME, RunStore
 
     # -- cheap validation first --------------------------------------------------------
+    from ..limits import MAX_POINTS, check_count, check_seed
+
+    check_seed(seed)
+    if points >= 3:  # (fewer: linspace says why)
+        check_count(points, "--points", 3, MAX_POINTS, "each point is a full pass over the data")
+    if batch_size is not None and batch_size >= 1:
+        from ..limits import MAX_BATCH
+
+        check_count(batch_size, "--batch-size", 1, MAX_BATCH)
     alphas = linspace(range_[0], range_[1], points)
+    if str(target).endswith(".py"):  # the user's own model and data (cli/user_spec.py)
+        from .user_spec import probe_spec
+
+        return probe_spec(target, direction, alphas, seed, splits, bn, slopes, batch_size, device, out, progress, autocast)
     split_list = [s.strip() for s in splits.split(",") if s.strip()]
     for s in split_list:
         if s not in ("train", "test"):
@@ -122,6 +146,10 @@ def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, f
             raise UsageError("--checkpoint only applies to a run directory; drop it when probing a .pt file")
         if (tpath.parent.parent / STORE_NAME).is_file() and tpath.parent.name == "checkpoints":
             run_dir = tpath.parent.parent
+    elif os.path.lexists(tpath):
+        from ..io import open_regular
+
+        open_regular(tpath, "checkpoint", "pass a run directory or a checkpoint .pt file")  # says what it is instead
     else:
         raise UsageError(f"{target} does not exist; pass a run directory or a checkpoint .pt file")
 
@@ -136,6 +164,11 @@ def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, f
             center_path = _resolve_ckpt(run_dir, name)
         else:
             center_path = tpath
+    if out is not None:
+        from ..io import refuse_clobber
+
+        ends = [center_path, end_path] if kind in ("interp", "inter_plus_rand") else [center_path]
+        refuse_clobber(out, "--out", inputs=[tpath, *ends, opts.get("path")])
     ckpt = read_checkpoint(center_path)
     model = build_model(ckpt, center_path).eval()
     space = ParamSpace(model)
@@ -165,6 +198,7 @@ def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, f
         traj.append({n: t for n, t in ckpt["state_dict"].items()})
         u = make_direction("pca", model, seed=None, space=space, trajectory=traj, component=opts.get("component", 0))
     elif kind == "hessian":
+        _check_hessian_component(opts.get("component", 0), space.numel)
         u = make_direction("hessian", model, seed=seed, space=space, x=dataset.prepare(dataset.train_x), y=dataset.train_y,
                            component=opts.get("component", 0))
     else:
@@ -173,7 +207,7 @@ def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, f
 
     # -- evaluate (writes the store in chunks), then the JSON ----------------------------
     distributed.init_from_env(device)
-    store = RunStore(run_dir, create=False) if run_dir is not None and (run_dir / STORE_NAME).is_file() else None
+    store = RunStore(run_dir, create=False) if run_dir is not None and os.path.lexists(run_dir / STORE_NAME) else None
     try:
         key_extra = {"checkpoint": sha256_file(center_path), "direction_spec": direction, "dataset": ckpt["dataset"]}
         res = curve(model, dataset, u, alphas, splits=split_list, bn=policy, slopes=slopes, batch_size=batch_size,
@@ -186,23 +220,24 @@ def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, f
     res["checkpoint"] = str(center_path)
     res["dataset"] = ckpt["dataset"]
     if out is not None and distributed.is_main():
-        from ..checkpoint import atomic_write_text
+        from ..io import write_json
 
-        atomic_write_text(out, json.dumps(res, indent=1, allow_nan=True) + "\n")
+        write_json(out, res)
     return res
 
 
 def register(app: typer.Typer) -> None:
     @app.command("probe")
     def probe_command(
-        target: str = typer.Argument(..., metavar="RUN_OR_CHECKPOINT", help="run directory (from `asymvalley train`) or a checkpoint .pt"),
+        target: str = typer.Argument(..., metavar="RUN_OR_CHECKPOINT", help="run directory (from `asymvalley train`), a checkpoint .pt, "
+                                     "or SPEC.py: a Python file defining model, data (and optionally batch_fn, loss_fn)"),
         direction: str = typer.Option(..., "--direction", help="gaussian | uniform | filter[:keep] | layer[:keep] | interp:A->B | "
                                       "inter_plus_rand:A->B | pca[:K] | hessian[:K] | path/to/direction.pt"),
         seed: int = typer.Option(0, "--seed", help="seed of random directions"),
         range_: tuple[str, str] = typer.Option(("-1", "1"), "--range", metavar="A B", show_default=False, callback=parse_range,
                                                help="alpha from A to B: two numbers, A < B (default -1 1; e.g. --range -2 2)"),
         points: int = typer.Option(41, "--points", help="number of alphas (>= 3)"),
-        splits: str = typer.Option("train,test", "--splits", help="comma-separated: train,test"),
+        splits: str = typer.Option("train,test", "--splits", help="comma-separated: train,test (a SPEC.py: the keys of its data)"),
         bn: str = typer.Option("eval", "--bn", help="eval | recalibrate | recalibrate:N"),
         slopes: bool = typer.Option(False, "--slopes", help="also the exact d/dl L(w + l u) by forward-mode AD"),
         checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="centre in a run dir: sgd (default) | swa | sgd_after_swa | epoch_NNN"),

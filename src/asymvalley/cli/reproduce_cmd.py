@@ -57,28 +57,30 @@ def _check_reproduce_dir(directory: str) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    from ..experiments.presets import PRESETS
 
     @app.command("reproduce")
     def reproduce_command(
         out: str = typer.Option(..., "--out", help="output directory: report.html, results.json, figures/, runs/"),
-        preset: str = typer.Option("quick", help=f"{' | '.join(PRESETS)}: quick (MNIST-1D, <= 5 min on a laptop CPU), "
-                                   "smoke (seconds, tiny synthetic data; an install check, its verdicts mean nothing), "
-                                   "full, paper (CIFAR, GPU)"),
-        only: Optional[str] = typer.Option(None, help="comma-separated experiments, e.g. fig7,table1 (requirements run too)"),
+        preset: str = typer.Option("quick", help="quick (MNIST-1D, one seed, reduced grid, <= 5 min on 2 CPU cores), "
+                                                 "full (MNIST-1D + digits, 6 seeds, whole grid), smoke (seconds, tiny "
+                                                 "synthetic data: an install check, its verdicts mean nothing), "
+                                                 "or paper (CIFAR, GPU)"),
+        seed: Optional[str] = typer.Option(None, "--seed", help="base seed N: runs use N, N+1, ... (quick: 0; full: 100, "
+                                                                 "and at least 100)"),
+        only: Optional[str] = typer.Option(None, help="comma-separated claims, e.g. C4,C7 (or figure names: fig7, table1)"),
         data_dir: Optional[str] = typer.Option(None, "--data-dir", help="folder holding the image data sets (paper preset: "
                                                "CIFAR-10); default $ASYMVALLEY_DATA"),
         download: bool = typer.Option(False, "--download", help="fetch missing image data sets (MD5-checked) before starting"),
         quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
     ) -> None:
-        """Reproduce the paper's figures and tables and judge its claims; rerun to resume."""
+        """Reproduce the paper's claims with pre-registered protocols and write a report; rerun to resume."""
         from ..experiments.presets import get_preset
         from ..experiments.reproduce import reproduce
 
         get_preset(preset)  # an unknown preset fails before any download
         t0 = time.perf_counter()
         with _data_files(preset, data_dir, download):
-            doc = reproduce(preset, out, only=only.split(",") if only else None, progress=not quiet, log=typer.echo)
+            doc = reproduce(preset, out, only=only, seed=seed, progress=not quiet, log=typer.echo)
         for c in doc["claims"]:
             typer.echo(f"  {c['id']:<4} {c['verdict']:<15} {c['title']}")
         typer.echo(f"report: {out}/report.html  results: {out}/results.json  "

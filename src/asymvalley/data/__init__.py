@@ -7,7 +7,7 @@ and, where their files are present, the paper's image sets.
 from __future__ import annotations
 
 from ..registry import Registry
-from .base import DataSplits, standardise
+from .base import DataSplits, check_splits, standardise
 
 __all__ = ["DataSplits", "load", "names", "register_dataset", "standardise", "DATASETS"]
 
@@ -31,7 +31,7 @@ def load(name: str, **kwargs) -> DataSplits:
     for split in ("train", "test"):
         if len(getattr(splits, f"{split}_x")) == 0:
             raise UsageError(f"data set {name!r} has an empty {split} split; give it at least one sample")
-    return splits
+    return check_splits(splits)
 
 
 EMBEDDED = frozenset({"mnist1d", "digits", "synthetic", "teacher2", "synthetic-cifar"})

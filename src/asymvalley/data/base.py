@@ -102,3 +102,29 @@ def standardise(train_x: torch.Tensor, test_x: torch.Tensor, per_channel: bool =
     std = train_x.std(dim=dims, keepdim=True).clamp_min(1e-8)
     stats = {"mean": mean.flatten().tolist(), "std": std.flatten().tolist()}
     return ((train_x - mean) / std).float().contiguous(), ((test_x - mean) / std).float().contiguous(), stats
+
+
+def check_splits(d: DataSplits) -> DataSplits:
+    """One-line `UsageError` unless both splits are usable: tensors, one integer label per sample, labels in
+    ``[0, num_classes)``, inputs of ``input_shape`` (finite when floating point). Checked before any run writes."""
+    from ..errors import UsageError
+
+    where = f"data set {d.name!r}" + (f" (from {d.info['source']})" if isinstance(d.info, dict) and "source" in d.info else "")
+    fix = "replace its files with the official ones" if isinstance(d.info, dict) and "format" in d.info else "regenerate it"
+    if not isinstance(d.num_classes, int) or d.num_classes < 1:
+        raise UsageError(f"{where} declares {d.num_classes!r} classes; {fix}")
+    for split in ("train", "test"):
+        x, y = d.split(split)
+        if not (torch.is_tensor(x) and torch.is_tensor(y)):
+            raise UsageError(f"{where}: the {split} split is not a pair of tensors; {fix}")
+        if y.dim() != 1 or y.dtype.is_floating_point or y.dtype.is_complex or len(y) != len(x):
+            raise UsageError(f"{where}: the {split} split has inputs {tuple(x.shape)} and labels {tuple(y.shape)} {y.dtype}, "
+                             f"not one integer label per input; {fix}")
+        if tuple(x.shape[1:]) != tuple(d.input_shape):
+            raise UsageError(f"{where}: the {split} inputs have shape {tuple(x.shape[1:])}, not {tuple(d.input_shape)}; {fix}")
+        if len(y) and (int(y.min()) < 0 or int(y.max()) >= d.num_classes):
+            raise UsageError(f"{where}: the {split} labels run from {int(y.min())} to {int(y.max())}, outside the "
+                             f"{d.num_classes} classes 0..{d.num_classes - 1}; {fix}")
+        if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            raise UsageError(f"{where}: the {split} inputs hold NaN or inf; {fix}")
+    return d

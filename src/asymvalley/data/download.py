@@ -86,7 +86,7 @@ def download_url(
                     try:
                         block = response.read(_CHUNK)
                     except OSError as exc:
-                        raise UsageError(f"download of {url} was interrupted ({exc}); run again with --download") from None
+                        raise UsageError(f"download of {url} was interrupted ({exc}); download it again") from None
                     if not block:
                         break
                     out.write(block)
@@ -98,7 +98,7 @@ def download_url(
         if md5 is not None and got != md5.lower():
             raise UsageError(
                 f"checksum mismatch for {url}: md5 {got}, expected {md5}; the download is corrupt or not the official file, "
-                f"run again with --download or place a verified copy at {dest}"
+                f"download it again or place a verified copy at {dest}"
             )
         os.replace(tmp, dest)
         tmp = None

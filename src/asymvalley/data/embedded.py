@@ -8,50 +8,89 @@ gets identical tensors.
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..io import atomic_write_bytes
 from . import register_dataset
 from .base import DataSplits, standardise
 
 
 def cache_dir() -> Path:
-    """``$ASYMVALLEY_CACHE`` or ``$XDG_CACHE_HOME/asymvalley`` or ``~/.cache/asymvalley``."""
+    """``$ASYMVALLEY_CACHE`` or ``$XDG_CACHE_HOME/asymvalley`` or ``~/.cache/asymvalley``.
+
+    A relative ``XDG_CACHE_HOME`` is ignored (the XDG rule); an empty or relative
+    ``HOME`` is refused rather than caching into the current directory.
+    """
     root = os.environ.get("ASYMVALLEY_CACHE")
     if root:
         return Path(root)
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(xdg) / "asymvalley"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "asymvalley"
+    env_home = os.environ.get("HOME")
+    home = os.path.expanduser("~") if env_home is None or env_home.strip() else ""
+    if not os.path.isabs(home):
+        from ..errors import UsageError
+
+        raise UsageError(f"no cache directory: HOME is {os.environ.get('HOME', '')!r}, not an absolute path; "
+                         "set ASYMVALLEY_CACHE to a writable directory")
+    return Path(home) / ".cache" / "asymvalley"
+
+
+def _cache_error(path: Path, exc: OSError):
+    from ..errors import UsageError
+
+    return UsageError(f"cannot write the data cache {path.parent} ({exc.strerror or type(exc).__name__}); "
+                      "set ASYMVALLEY_CACHE to a writable directory")
+
+
+def _check_cache_writable(path: Path) -> None:
+    from ..io import check_writable
+
+    check_writable(path, "the data cache", fix="set ASYMVALLEY_CACHE to a writable directory")
+
+
+def _read_cache(path: Path) -> dict[str, np.ndarray]:
+    from ..errors import UsageError
+    from ..io import open_regular
+
+    fix = "delete it and rerun to regenerate it"
+    fd = open_regular(path, "cached MNIST-1D file", fix, max_bytes=1 << 30)
+    try:
+        with os.fdopen(fd, "rb") as fh, np.load(fh, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as exc:  # truncated, not a zip, pickled objects, ...: the cache is damaged
+        raise UsageError(f"cached MNIST-1D file {path} is unreadable ({type(exc).__name__}); {fix}") from None
+    if not {"x", "y", "x_test", "y_test"} <= set(arrays):
+        raise UsageError(f"cached MNIST-1D file {path} lacks the arrays x, y, x_test, y_test; {fix}")
+    for xs, ys in (("x", "y"), ("x_test", "y_test")):
+        x, y = arrays[xs], arrays[ys]
+        if x.ndim != 2 or x.shape[1] != 40 or y.shape != (len(x),) or x.dtype.kind != "f" or y.dtype.kind not in "iu":
+            raise UsageError(f"cached MNIST-1D file {path} has {xs} {x.shape} {x.dtype} and {ys} {y.shape} {y.dtype}, "
+                             f"not (N, 40) floats and N integer labels; {fix}")
+    return arrays
 
 
 def _mnist1d_arrays() -> dict[str, np.ndarray]:
     path = cache_dir() / "mnist1d.npz"
-    if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except Exception as exc:  # truncated, not a zip, pickled objects, ...: the cache is damaged
-            from ..errors import UsageError
-
-            raise UsageError(f"cached MNIST-1D file {path} is unreadable ({type(exc).__name__}); delete it and rerun to regenerate it") from None
-        if not {"x", "y", "x_test", "y_test"} <= set(arrays):
-            from ..errors import UsageError
-
-            raise UsageError(f"cached MNIST-1D file {path} lacks the arrays x, y, x_test, y_test; delete it and rerun to regenerate it")
-        return arrays
+    if os.path.lexists(path):
+        return _read_cache(path)
+    _check_cache_writable(path)  # before the generation's seconds are spent
     from mnist1d.data import get_dataset_args, make_dataset
 
     raw = make_dataset(get_dataset_args())
     arrays = {k: np.asarray(raw[k]) for k in ("x", "y", "x_test", "y_test")}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz")
-    with os.fdopen(fd, "wb") as fh:
-        np.savez(fh, **arrays)
-    os.replace(tmp, path)
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    try:
+        atomic_write_bytes(path, buf.getvalue())
+    except OSError as exc:
+        raise _cache_error(path, exc) from None
     return arrays
 
 

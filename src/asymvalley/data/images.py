@@ -135,7 +135,7 @@ def ensure_files(
     """The directory holding data set ``name``'s files; download them first if asked.
 
     Offline without the files this raises a one-line `UsageError` naming the
-    files, the directory, and the ``--data-dir``/``--download`` options.
+    files, the directory, the ``--data-dir`` option and where the files are published.
     """
     source = SOURCES[name]
     root = data_root(data_dir)
@@ -146,8 +146,8 @@ def ensure_files(
         where = root / source.subdir
         raise UsageError(
             f"{name} files not found: place {', '.join(source.files)} in {where}/ "
-            f"(or pass --data-dir DIR whose {source.subdir}/ holds them, or --download to fetch "
-            f"{', '.join(a.url for a in source.archives)})"
+            f"(or pass --data-dir DIR whose {source.subdir}/ holds them); they are published at "
+            f"{', '.join(a.url for a in source.archives)}"
         )
     target = root / source.subdir
     for arc in source.archives:
@@ -164,7 +164,7 @@ def ensure_files(
     if found is None:
         raise UsageError(
             f"{name}: downloaded archives did not contain {', '.join(source.files)} under {target}/; "
-            f"delete {root} and retry with --download"
+            f"delete {root / source.subdir} and fetch the archives again"
         )
     return found
 
@@ -176,14 +176,35 @@ def _key(d: dict, key: str):
     raise UsageError(f"data-set pickle lacks key {key!r}; replace it with the official file")
 
 
+def _as_uint8(raw, path: Path, what: str = "pixels") -> np.ndarray:
+    """``raw`` as uint8, refusing values a uint8 cannot hold (a silent wrap-around would corrupt the images)."""
+    arr = np.asarray(raw)
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype.kind not in "iuf" or (arr.size and (not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > 255
+                                                      or (arr.dtype.kind == "f" and not (arr == np.round(arr)).all()))):
+        lo, hi = (arr.min(), arr.max()) if arr.size and arr.dtype.kind in "iuf" else ("?", "?")
+        raise UsageError(f"{path}: {what} of dtype {arr.dtype} range from {lo} to {hi}, not whole numbers 0..255; "
+                         "replace it with the official file")
+    return arr.astype(np.uint8)
+
+
+def _as_labels(raw, path: Path) -> np.ndarray:
+    arr = np.asarray(raw)
+    if arr.ndim != 1 or arr.dtype.kind not in "iu":
+        raise UsageError(f"{path}: labels have shape {arr.shape} and dtype {arr.dtype}, not a list of integers; "
+                         "replace it with the official file")
+    return arr.astype(np.int64)
+
+
 def _read_cifar_batches(paths: list[Path], label_key: str) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = [], []
     for p in paths:
         d = restricted_load(p)
         if not isinstance(d, dict):
             raise UsageError(f"{p} does not hold a dict; replace it with the official file")
-        x = np.asarray(_key(d, "data"), dtype=np.uint8)
-        y = np.asarray(_key(d, label_key), dtype=np.int64)
+        x = _as_uint8(_key(d, "data"), p)
+        y = _as_labels(_key(d, label_key), p)
         if x.ndim != 2 or x.shape[1] != 3072 or len(y) != len(x):
             raise UsageError(f"{p}: expected data of shape (N, 3072) and N labels, got {x.shape} and {len(y)}; replace it with the official file")
         xs.append(x)
@@ -218,10 +239,12 @@ def _read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
         m = loadmat(path)
     except Exception as exc:  # scipy raises several types for bad files
         raise UsageError(f"cannot read {path} as a MATLAB file ({exc}); replace it with the official file") from None
-    x, y = np.asarray(m["X"]), np.asarray(m["y"]).reshape(-1).astype(np.int64)
+    if "X" not in m or "y" not in m:
+        raise UsageError(f"{path} lacks the arrays X and y; replace it with the official file")
+    x, y = _as_uint8(m["X"], path), _as_labels(np.asarray(m["y"]).reshape(-1), path)
     if x.ndim != 4 or x.shape[:3] != (32, 32, 3) or x.shape[3] != len(y):
         raise UsageError(f"{path}: expected X of shape (32, 32, 3, N) and N labels, got {x.shape}; replace it with the official file")
-    x = np.ascontiguousarray(x.astype(np.uint8, copy=False).transpose(3, 2, 0, 1))  # (H, W, C, N) -> (N, C, H, W)
+    x = np.ascontiguousarray(x.transpose(3, 2, 0, 1))  # (H, W, C, N) -> (N, C, H, W)
     y[y == 10] = 0  # the digit 0 is stored as label 10
     return x, y
 

@@ -1,47 +1,23 @@
-"""Experiment registry: one recipe per paper result (design §2, §9).
+"""The paper's claims as experiments (design §2, §9): one `Experiment` per claim, registered by decorator.
 
-An experiment is a class registered with ``@register_experiment(name)`` with
-
-- ``requires``: names of experiments whose results it reads (run first),
-- ``compute(ctx) -> dict``: plain-JSON numbers (stored as one unit in the store),
-- ``figures(result, fig_dir) -> list[str]``: draws its figures from those numbers only,
-
-so ``asymvalley report DIR`` can redraw every figure without recomputing.
-Claim verdicts (C1-C12) are computed from experiment results in `claims.py`.
+See `house` for the shape (frozen ``Config``, ``run``, ``judge``, ``figures``), `runs` for typed
+training specs, `context` for what an experiment gets, and `reproduce` for the driver.
+Claim modules are the ``c*.py`` files of this package; they are imported here so that
+registering one is all it takes to appear in ``reproduce`` and the report.
 """
 
 from __future__ import annotations
 
-from ..registry import Registry
+from .house import ALIASES, EXPERIMENTS, Experiment, configure, protocol, protocol_hash, register_experiment
+from .runs import RunSpec
 
-__all__ = ["EXPERIMENTS", "register_experiment", "experiment_order"]
-
-EXPERIMENTS: Registry = Registry("experiment")
-
-
-def register_experiment(name: str):
-    def decorator(cls):
-        cls.name = name
-        return EXPERIMENTS.register(name)(cls)
-
-    return decorator
+__all__ = ["EXPERIMENTS", "ALIASES", "Experiment", "register_experiment", "configure", "protocol", "protocol_hash",
+           "RunSpec", "claim_ids"]
 
 
-def experiment_order(names: list[str] | None = None) -> list[str]:
-    """All (or the named) experiments plus their requirements, dependencies first."""
-    wanted = list(EXPERIMENTS.names()) if not names else list(names)
-    order: list[str] = []
-
-    def visit(n: str) -> None:
-        cls = EXPERIMENTS.get(n)
-        for dep in getattr(cls, "requires", ()):
-            visit(dep)
-        if n not in order:
-            order.append(n)
-
-    for n in wanted:
-        visit(n)
-    return order
+def claim_ids() -> list[str]:
+    """Registered claim ids in numeric order (C1, C2, ..., C10, ...)."""
+    return sorted(EXPERIMENTS.names(), key=lambda c: int(c[1:]))
 
 
 def _load_all() -> None:
@@ -49,7 +25,7 @@ def _load_all() -> None:
     import pkgutil
 
     for mod in pkgutil.iter_modules(__path__):
-        if mod.name.startswith("exp_"):
+        if mod.name.startswith("c") and mod.name[1:3].isdigit():
             importlib.import_module(f"{__name__}.{mod.name}")
 
 

@@ -1,9 +1,9 @@
-"""``reproduce``: run the registered experiments of a preset into one directory, resumably.
+"""``reproduce``: run the registered claims of a preset into one directory, resumably.
 
-Every finished experiment is one unit in ``DIR/run.sqlite``; training runs and
-probed points are stored as they finish, so a killed ``reproduce`` recomputes
-nothing that finished. A lock file makes a second ``reproduce`` on the same
-directory fail with an "in use" message instead of corrupting it.
+Every finished claim is one unit in ``DIR/run.sqlite`` (keyed by claim id, holding its
+protocol hash); training runs and probed points are stored as they finish, so a killed
+``reproduce`` recomputes nothing that finished. A lock file makes a second
+``reproduce`` on the same directory fail with an "in use" message instead of corrupting it.
 """
 
 from __future__ import annotations
@@ -18,15 +18,47 @@ from typing import Callable, Iterator
 
 
 from .. import data as data_registry
-from ..checkpoint import check_writable
+from ..io import check_writable, refuse_clobber
 from ..errors import UsageError
 from ..progress import progress_bar
 from ..store import STORE_NAME, RunStore
-from . import EXPERIMENTS, experiment_order
+from . import ALIASES, EXPERIMENTS, claim_ids, configure, protocol_hash
 from .context import Context
-from .presets import get_preset
+from .presets import DESIGN_SEEDS_BELOW, Preset, get_preset
 
-__all__ = ["reproduce", "directory_lock"]
+__all__ = ["reproduce", "directory_lock", "parse_only", "check_seed"]
+
+SEED_LIMIT = 2 ** 31
+
+
+def source_commit() -> str:
+    """The git commit of the asymvalley source tree (with ``+dirty`` for uncommitted changes), or ``unknown``."""
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "."], cwd=here.parent,
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    if head.returncode != 0:
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def library_versions() -> dict:
+    import platform
+
+    import matplotlib
+    import numpy
+    import scipy
+    import torch
+
+    from .. import __version__
+
+    return {"asymvalley": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": numpy.__version__, "scipy": scipy.__version__, "matplotlib": matplotlib.__version__}
 
 
 @contextmanager
@@ -45,18 +77,46 @@ def directory_lock(out: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _check_only(only: list[str] | None) -> list[str] | None:
-    if not only:
+def parse_only(only: str | list[str] | None) -> list[str] | None:
+    """Claim ids from ``--only`` (ids such as C7 or figure names such as fig7); None runs every claim."""
+    if only is None:
         return None
-    known = EXPERIMENTS.names()
-    bad = [n for n in only if n not in known]
-    if bad:
-        raise UsageError(f"unknown experiment {bad[0]!r} in --only; known experiments: {', '.join(known)}")
-    return only
+    items = only.split(",") if isinstance(only, str) else list(only)
+    items = [s.strip() for s in items]
+    known = claim_ids()
+    if not any(items):
+        raise UsageError(f"--only is empty; name claims, e.g. --only C4,C7 (known: {', '.join(known)})")
+    out: list[str] = []
+    for s in items:
+        cid = s.upper() if s.upper() in known else ALIASES.get(s.lower())
+        if not s or cid is None:
+            raise UsageError(f"unknown claim {s!r} in --only; known claims: {', '.join(known)} "
+                             f"(or figure names: {', '.join(sorted(ALIASES))})")
+        if cid not in out:
+            out.append(cid)
+    return sorted(out, key=lambda c: int(c[1:]))
 
 
-def _check_out(out: Path, preset_name: str) -> None:
+def check_seed(seed: int | str | None, preset: Preset) -> int:
+    """The base seed: an integer ``0 <= N`` with ``N + n_seeds <= 2**31``; ``full`` decides on seeds >= 100."""
+    if seed is None:
+        return preset.default_seed
+    try:
+        n = int(str(seed).strip())
+    except ValueError:
+        raise UsageError(f"--seed must be a whole number such as 100 (got {seed!r})") from None
+    if not 0 <= n <= SEED_LIMIT - preset.n_seeds:
+        raise UsageError(f"--seed {n} is out of range; use a whole number from 0 to {SEED_LIMIT - preset.n_seeds} "
+                         f"(the {preset.name} preset uses {preset.n_seeds} seed(s) from N on, all below 2**31)")
+    if preset.name == "full" and n < DESIGN_SEEDS_BELOW:
+        raise UsageError(f"--seed {n} is below {DESIGN_SEEDS_BELOW}: the protocols were designed on those seeds and the "
+                         f"full preset decides on fresh ones; use --seed {DESIGN_SEEDS_BELOW} or higher")
+    return n
+
+
+def _check_out(out: Path, preset_name: str, seed: int) -> None:
     if not out.is_file():  # (an existing file gets the message below)
+        refuse_clobber(out, "--out")
         check_writable(out, "--out", directory=True)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory; choose another path")
@@ -64,22 +124,51 @@ def _check_out(out: Path, preset_name: str) -> None:
         raise UsageError(f"--out {out} is not empty and holds no asymvalley results; choose a new directory")
     if (out / STORE_NAME).exists():
         with RunStore(out, create=False) as store:
-            prev = store.get_meta("preset")
+            prev, prev_seed = store.get_meta("preset"), store.get_meta("base_seed")
+            if prev is None and store.get_meta("train_config") is not None:
+                raise UsageError(f"--out {out} holds a training run (`asymvalley train`), not a reproduction; choose a new directory")
         if prev is not None and prev != preset_name:
             raise UsageError(f"{out} holds a '{prev}' reproduction; rerun with --preset {prev} to resume it, or choose a new --out")
+        if prev_seed is not None and prev_seed != seed:
+            raise UsageError(f"{out} holds a reproduction with --seed {prev_seed}; rerun with --seed {prev_seed} to resume it, "
+                             f"or choose a new --out")
 
 
+def _run_claims(ctx: Context, names: list[str], log: Callable[[str], None], progress: bool) -> None:
+    store = ctx.store
+    todo = []
+    for cid in names:
+        unit = store.get_unit("claim", cid)
+        cfg = configure(EXPERIMENTS.get(cid).Config, ctx.preset)
+        if unit is None or unit["protocol_hash"] != protocol_hash(cfg):
+            todo.append((cid, cfg))
+    if len(todo) < len(names):
+        log(f"resuming: {len(names) - len(todo)} of {len(names)} claims already finished")
+    bar = progress_bar(len(names), "reproduce", "claim", enabled=progress, initial=len(names) - len(todo), each=True)
+    try:
+        for cid, cfg in todo:
+            bar.set_postfix_str(cid)
+            started = time.perf_counter()
+            result = EXPERIMENTS.get(cid)().run(ctx, cfg)
+            with store.transaction() as conn:
+                store.put_unit("claim", cid, {"protocol_hash": protocol_hash(cfg), "result": result}, conn=conn)
+                store.put_unit("timing", cid, {"seconds": time.perf_counter() - started}, conn=conn)
+            bar.update(1)
+    finally:
+        bar.close()
 
-def reproduce(preset_name: str, out: str | os.PathLike, only: list[str] | None = None, progress: bool = True,
-              log: Callable[[str], None] = print) -> dict:
-    """Run (or resume) the preset's experiments into ``out``, then write the report; returns results.json."""
+
+def reproduce(preset_name: str, out: str | os.PathLike, only: str | list[str] | None = None, seed: int | str | None = None,
+              progress: bool = True, log: Callable[[str], None] = print) -> dict:
+    """Run (or resume) the preset's claims into ``out``, then write the report; returns results.json."""
     from ..report.build import build_report
 
     t0 = time.perf_counter()
     preset = get_preset(preset_name)
-    only = _check_only(only)
+    names = parse_only(only) or claim_ids()
+    base_seed = check_seed(seed, preset)
     out = Path(out)
-    _check_out(out, preset_name)
+    _check_out(out, preset_name, base_seed)
     for ds in preset.datasets:  # fail before writing anything when a data set is missing (e.g. offline CIFAR)
         kw = preset.dataset_kwargs if data_registry.needs_files(ds) else {}
         data_registry.load(ds, **kw)
@@ -87,24 +176,14 @@ def reproduce(preset_name: str, out: str | os.PathLike, only: list[str] | None =
     with directory_lock(out):
         store = RunStore(out)
         store.set_meta("preset", preset_name)
+        store.set_meta("base_seed", base_seed)
         store.set_meta("preset_config", preset.to_dict())
-        ctx = Context(out, preset, store, progress=progress, log=log)
-        names = experiment_order(only)
-        todo = [n for n in names if not store.has_unit("experiment", n)]
-        if len(todo) < len(names):
-            log(f"resuming: {len(names) - len(todo)} of {len(names)} experiments already finished")
-        bar = progress_bar(len(names), "reproduce", "exp", enabled=progress, initial=len(names) - len(todo), each=True)
+        store.set_meta("commit", store.get_meta("commit") or source_commit())
+        store.set_meta("versions", store.get_meta("versions") or library_versions())
+        ctx = Context(out, preset, store, base_seed, progress=progress, log=log)
         try:
-            for name in todo:
-                bar.set_postfix_str(name)
-                started = time.perf_counter()
-                result = EXPERIMENTS.get(name)().compute(ctx)
-                with store.transaction() as conn:
-                    store.put_unit("experiment", name, result, conn=conn)
-                    store.put_unit("timing", name, {"seconds": time.perf_counter() - started}, conn=conn)
-                bar.update(1)
+            _run_claims(ctx, names, log, progress)
         finally:
-            bar.close()
             elapsed = float(store.get_meta("elapsed_s", 0.0)) + (time.perf_counter() - t0)
             store.set_meta("elapsed_s", round(elapsed, 3))
             store.close()

@@ -186,14 +186,15 @@ def _is_pair(batch: Any) -> bool:
             and batch[0].dim() >= 1 and batch[1].dim() >= 1 and len(batch[0]) == len(batch[1]))
 
 
-def batches_of(loader: Iterable, split: str, device: torch.device, budget: int) -> tuple[Any, Any]:
+def batches_of(loader: Iterable, split: str, device: torch.device, budget: int, join_pairs: bool = True) -> tuple[Any, Any]:
     """``(x, y)`` resident tensors, or ``(None, source)`` with a list of batches or a `Streamed` loader.
 
     The loader is read once up to ``budget`` bytes: within it the batches are kept (as one tensor
-    pair when every batch is ``(x, y)``), beyond it they are dropped and the loader is streamed.
+    pair when every batch is ``(x, y)`` and ``join_pairs``: the engine then picks its own batch
+    size), beyond it they are dropped and the loader is streamed.
     """
     check_deterministic(loader, split)
-    one_shot = iter(loader) is loader
+    one_shot = isinstance(loader, Iterator)  # a generator cannot be read again
     kept, size = [], 0
     for batch in loader:
         size += nbytes(batch)
@@ -206,7 +207,7 @@ def batches_of(loader: Iterable, split: str, device: torch.device, budget: int) 
         kept.append(batch)
     if not kept:
         raise UsageError(f"split {split!r} yields no batches; give it at least one sample")
-    if all(_is_pair(b) for b in kept):
+    if join_pairs and all(_is_pair(b) for b in kept):
         return (torch.cat([b[0] for b in kept]).to(device), torch.cat([b[1] for b in kept]).to(device)), None
     return None, [to_device(b, device) for b in kept]
 

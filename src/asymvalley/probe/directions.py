@@ -49,7 +49,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 import torch.nn as nn
 
-from ..checkpoint import atomic_write_bytes, safe_torch_load, torch_bytes
+from ..checkpoint import atomic_write_bytes, check_state_dict, safe_torch_load, torch_bytes
 from ..errors import UsageError
 from ..registry import Registry
 from .space import ParamSpace, tensors_digest
@@ -108,6 +108,11 @@ class Direction:
         obj = safe_torch_load(path, "direction file")
         if not isinstance(obj, dict) or obj.get("format") != "asymvalley.direction/1":
             raise UsageError(f"{path} is not a direction file; write one with Direction.save")
+        if not isinstance(obj.get("tensors"), dict) or not obj["tensors"] or not isinstance(obj.get("kind"), str) \
+                or not all(isinstance(k, str) for k in obj["tensors"]) or not isinstance(obj.get("info") or {}, dict):
+            raise UsageError(f"direction file {path} lacks its tensors or kind (a direction/1 header with other contents); "
+                             "write it with Direction.save")
+        check_state_dict(obj["tensors"], f"direction file {path}", finite=False, floating=True)
         return cls(dict(obj["tensors"]), obj["kind"], obj.get("seed"), info=dict(obj.get("info") or {}))
 
 

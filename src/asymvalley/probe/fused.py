@@ -32,20 +32,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .fused_ops import conv_op, few_threads, fused_ops_available, im2col_conv1d_op, linear_op
 from .space import preserve_module_state
 
 __all__ = ["compile_chain", "FusedChain", "BoundChain", "cross_entropy_stats", "fused_ops_available", "few_threads"]
 
 _BN = nn.modules.batchnorm._BatchNorm
-
-
-def fused_ops_available() -> bool:
-    """True when this torch build has the fused oneDNN CPU kernels."""
-    try:
-        return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise") \
-            and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
-    except Exception:  # pragma: no cover - exotic builds
-        return False
 
 
 @dataclass
@@ -61,6 +53,22 @@ class _Layer:
 @dataclass
 class _Flatten:
     shape: tuple[int, ...] = ()  # the input's shape without the batch dimension (set by compile_chain)
+
+
+class Reshape(nn.Module):
+    """A parameter-free view of a traced ``forward`` (``x.unsqueeze(1)``, ``x.view(x.size(0), -1)``, ...)."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+@dataclass
+class _Reshape:
+    fn: Callable[[torch.Tensor], torch.Tensor]
 
 
 def _leaves(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]] | None:
@@ -99,13 +107,21 @@ def compile_chain(model: nn.Module, input_shape: tuple[int, ...],
     ``input_shape``, or ``None`` where it is not a chain of supported layers."""
     if not fused_ops_available() or _has_hooks(model):
         return None
-    leaves = _leaves(model, "")
+    leaves = _leaves(model, "") if isinstance(model, nn.Sequential) else None
+    if leaves is None:
+        from .fused_trace import traced_leaves
+
+        leaves = traced_leaves(model)
     if not leaves or len({id(m) for _, m in leaves}) != len(leaves):
         return None  # a module called twice: its one set of weights would be bound as two layers
     steps: list = []
     for name, m in leaves:
         exact = type(m)
-        if exact is nn.Linear:
+        if exact is Reshape:  # only where activations are in their plain layout (not channels-last after a conv)
+            if any(isinstance(s, _Layer) and s.kind != "linear" for s in steps) and not any(isinstance(s, _Flatten) for s in steps):
+                return None
+            steps.append(_Reshape(m.fn))
+        elif exact is nn.Linear:
             steps.append(_Layer("linear", name, m))
         elif exact in (nn.Conv1d, nn.Conv2d):
             if not _conv_ok(m):
@@ -144,6 +160,8 @@ def compile_chain(model: nn.Module, input_shape: tuple[int, ...],
             elif isinstance(m, nn.Linear) and x.dim() != 2:
                 return None
             x = m(x)
+            if x.shape[0] != 2:
+                return None  # a view that mixes the batch dimension
     return FusedChain(steps)
 
 
@@ -185,38 +203,46 @@ class FusedChain:
         self.steps = steps
         first = next(i for i, s in enumerate(steps) if isinstance(s, _Layer))
         self.head = first
-        #: the first layer can be reused across points: only plain flattens before it
-        self.head_reusable = all(isinstance(s, _Flatten) for s in steps[:first])
+        #: the first layer can be reused across points: only plain views before it
+        self.head_reusable = all(isinstance(s, (_Flatten, _Reshape)) for s in steps[:first])
         #: convolutions or BatchNorm in the chain (what the fused path speeds up at any thread count)
         self.has_conv_or_bn = any(isinstance(s, _Layer) and (s.kind != "linear" or s.bn is not None) for s in steps)
         w = steps[first].module.weight
         #: multiply-adds per output element of the first layer
         self.head_fan_in = int(w[0].numel())
 
-    def _ops(self, params, buffers, start: int, stop: int, layout: str) -> list[Callable[[torch.Tensor], torch.Tensor]]:
-        ops: list[Callable[[torch.Tensor], torch.Tensor]] = []
+    def walk(self, start: int, stop: int, layout: str):
+        """``(step, layout of its input, columns)`` for ``steps[start:stop]``: ``columns`` is the channels-last
+        shape a Linear after a flatten reads its columns in (`orient`), else ``None``."""
         flat_shape: tuple[int, ...] | None = None
         for step in self.steps[start:stop]:
+            if isinstance(step, _Reshape):
+                yield step, layout, None
+                continue
             if isinstance(step, _Flatten):
-                if layout == "cl":
-                    flat_shape = step.shape
-                    ops.append(_flatten_cl)
-                else:
-                    ops.append(_flatten)
+                flat_shape = step.shape if layout == "cl" else None
+                yield step, layout, None
                 layout = "plain"
                 continue
-            w, b = _fold(step, params, buffers)
-            if step.kind == "linear" and flat_shape is not None:  # columns in channels-last order
-                w = w.reshape(w.shape[0], *flat_shape).movedim(1, -1).reshape(w.shape[0], -1)
+            yield step, layout, flat_shape if step.kind == "linear" else None
+            if step.kind == "linear":
                 flat_shape = None
-            ops.append(_layer_op(step, w, b, step.relu, layout))
             layout = "plain" if step.kind == "linear" else "cl"
+
+    def _ops(self, params, buffers, start: int, stop: int, layout: str) -> list[Callable[[torch.Tensor], torch.Tensor]]:
+        ops: list[Callable[[torch.Tensor], torch.Tensor]] = []
+        for step, lay, cols in self.walk(start, stop, layout):
+            if isinstance(step, (_Flatten, _Reshape)):
+                ops.append(step.fn if isinstance(step, _Reshape) else flatten_op(lay))
+                continue
+            w, b = _fold(step, params, buffers)
+            ops.append(_layer_op(step, orient(w, cols), b, step.relu, lay))
         return ops
 
     def head_terms(self, x: torch.Tensor, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """The first layer's affine map (weight and bias of ``tensors``, no BN, no ReLU) applied to batch ``x``."""
         for step in self.steps[:self.head]:
-            x = _flatten(x)
+            x = step.fn(x) if isinstance(step, _Reshape) else _flatten(x)
         layer = self.steps[self.head]
         b = tensors[layer.name + "bias"] if layer.module.bias is not None else None
         return _layer_op(layer, tensors[layer.name + "weight"], b, False, "plain")(x)
@@ -277,23 +303,27 @@ def _finisher(coeffs: list[float], affine, relu: bool) -> Callable:
 def _layer_op(step: _Layer, w: torch.Tensor, b: torch.Tensor | None, relu: bool, layout: str) -> Callable:
     attr = "relu" if relu else "none"
     if step.kind == "linear":
-        return _linear_op(w.contiguous(), b, attr)
+        return linear_op(w.contiguous(), b, attr)
     m = step.module
     if step.kind == "conv1d":
         k, s, p = int(m.kernel_size[0]), int(m.stride[0]), int(m.padding[0])
         if layout == "plain" and w.shape[1] * k <= 16:
-            return _im2col_conv1d_op(w, b, k, s, p, relu)
+            return im2col_conv1d_op(w, b, k, s, p, relu)
         w4 = w.unsqueeze(2).contiguous(memory_format=torch.channels_last)
-        return _conv_op(w4, b, [0, p], [1, s], attr, to_cl=layout == "plain", unsq=True)
+        return conv_op(w4, b, [0, p], [1, s], attr, to_cl=layout == "plain", unsq=True)
     w4 = w.contiguous(memory_format=torch.channels_last)
-    return _conv_op(w4, b, [int(v) for v in m.padding], [int(v) for v in m.stride], attr, to_cl=layout == "plain", unsq=False)
+    return conv_op(w4, b, [int(v) for v in m.padding], [int(v) for v in m.stride], attr, to_cl=layout == "plain", unsq=False)
 
 
-def _prod(t) -> int:
-    out = 1
-    for v in t:
-        out *= int(v)
-    return out
+def orient(w: torch.Tensor, cols: tuple[int, ...] | None) -> torch.Tensor:
+    """A Linear weight whose columns read a channels-last activation of shape ``cols`` flattened without a copy."""
+    if cols is None:
+        return w
+    return w.reshape(w.shape[0], *cols).movedim(1, -1).reshape(w.shape[0], -1)
+
+
+def flatten_op(layout: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    return _flatten_cl if layout == "cl" else _flatten
 
 
 def _flatten(x: torch.Tensor) -> torch.Tensor:
@@ -302,64 +332,6 @@ def _flatten(x: torch.Tensor) -> torch.Tensor:
 
 def _flatten_cl(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
-
-
-def few_threads() -> bool:
-    """True at <= 4 intra-op threads, where the oneDNN ``Linear`` kernel and the first-layer reuse pay.
-
-    Measured (torch 2.11-2.13, 1024 x 256 x 256): oneDNN's fused linear is 1.1-1.2x faster than
-    ``addmm`` + ``relu_`` at 2 threads on an AMD EPYC and a Xeon, but 5x slower at 16 threads on
-    the Xeon, where elementwise passes over small tensors also cost more than the products they save.
-    """
-    return torch.get_num_threads() <= 4
-
-
-def _linear_op(w: torch.Tensor, b: torch.Tensor | None, attr: str):
-    if not few_threads():
-        wt = w.t()
-
-        def plain(x: torch.Tensor) -> torch.Tensor:
-            y = torch.addmm(b, x, wt) if b is not None else x @ wt
-            return y.relu_() if attr == "relu" else y
-
-        return plain
-    lp = torch.ops.mkldnn._linear_pointwise
-
-    def op(x: torch.Tensor) -> torch.Tensor:
-        return lp(x, w, b, attr, [], "")
-
-    return op
-
-
-def _conv_op(w4: torch.Tensor, b, padding, stride, attr: str, to_cl: bool, unsq: bool):
-    cp = torch.ops.mkldnn._convolution_pointwise
-    dil = [1] * len(padding)
-
-    def op(x: torch.Tensor) -> torch.Tensor:
-        if to_cl:
-            if unsq:
-                x = x.unsqueeze(2)
-            x = x.contiguous(memory_format=torch.channels_last)
-        return cp(x, w4, b, padding, stride, dil, 1, attr, [], "")
-
-    return op
-
-
-def _im2col_conv1d_op(w: torch.Tensor, b, k: int, s: int, p: int, relu: bool):
-    cout, cin, _ = w.shape
-    w2 = w.reshape(cout, cin * k).contiguous()
-    lp = torch.ops.mkldnn._linear_pointwise
-    attr = "relu" if relu else "none"
-
-    def op(x: torch.Tensor) -> torch.Tensor:
-        xp = F.pad(x, (p, p)) if p else x
-        cols = xp.unfold(2, k, s)  # (N, C_in, L_out, k)
-        n, _, lout, _ = cols.shape
-        a = cols.permute(0, 2, 1, 3).reshape(n * lout, cin * k)
-        y = lp(a, w2, b, attr, [], "")
-        return y.view(n, 1, lout, cout).permute(0, 3, 1, 2)  # (N, C, 1, L) channels-last
-
-    return op
 
 
 def cross_entropy_stats(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -50,11 +50,11 @@ def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _split(name: str, value: Any, device: torch.device, budget: int) -> SplitData:
+def _split(name: str, value: Any, device: torch.device, budget: int, join_pairs: bool) -> SplitData:
     if isinstance(value, (tuple, list)) and len(value) == 2 and torch.is_tensor(value[0]) and torch.is_tensor(value[1]):
         x, y = value
     elif isinstance(value, Iterable) and not torch.is_tensor(value):
-        pair, source = batches_of(value, name, device, budget)
+        pair, source = batches_of(value, name, device, budget, join_pairs)
         if source is not None:
             return SplitData(name, None, None, _identity, source)
         x, y = pair
@@ -66,10 +66,12 @@ def _split(name: str, value: Any, device: torch.device, budget: int) -> SplitDat
 
 
 def resolve_data(data: Any, splits: Sequence[str], device: torch.device,
-                 memory_budget: int = DEFAULT_MEMORY_BUDGET) -> list[SplitData]:
+                 memory_budget: int = DEFAULT_MEMORY_BUDGET, keep_batches: bool = False) -> list[SplitData]:
     """A `DataSplits` or ``{split: (x, y) | DataLoader | iterable of batches}`` -> one `SplitData` per split.
 
-    Loaders whose batches fit ``memory_budget`` bytes are read once onto ``device``; larger ones are streamed.
+    Loaders whose batches fit ``memory_budget`` bytes are read once onto ``device``; larger ones are
+    streamed. ``(x, y)`` batches are joined into resident tensors unless ``keep_batches`` (a user's
+    batch function sees the loader's own batches).
     """
     from ..data.base import DataSplits
 
@@ -92,7 +94,7 @@ def resolve_data(data: Any, splits: Sequence[str], device: torch.device,
         for s in splits:
             if s not in data:
                 raise UsageError(f"unknown split {s!r}; known splits: {', '.join(map(str, data))}")
-        return [_split(s, data[s], device, memory_budget) for s in splits]
+        return [_split(s, data[s], device, memory_budget, not keep_batches) for s in splits]
     raise UsageError("data must be a DataSplits or a dict {split: (x, y) tensors | DataLoader | iterable of batches}, "
                      f"not {type(data).__name__}")
 
@@ -101,12 +103,13 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def check_model_runs(model: nn.Module, sd: SplitData, device: torch.device, batch_fn: BatchFn | None = None) -> bool:
+def check_model_runs(model: nn.Module, sd: SplitData, device: torch.device, batch_fn: BatchFn | None = None,
+                     batch_size: int = 2) -> bool:
     """One forward pass on two samples (or, with ``batch_fn``, on the first batch), so that wrong input
     shapes, labels or batch-function outputs fail with one clear line. True when the model maps the
     split's tensors to a plain tensor of outputs (the tensor kernels apply)."""
     if batch_fn is not None:
-        batch = next(iter(sd.batches(2)), None)
+        batch = next(iter(sd.batches(batch_size)), None)
         if batch is None:
             raise UsageError(f"split {sd.name!r} yields no batches; give it at least one sample")
         try:

@@ -139,14 +139,14 @@ class ProbeRequest:
         space = ParamSpace(model, center=center)
         directions, coords = _checked_points(space, directions, coords)
         amp = check_autocast(autocast, dev)
-        split_data = resolve_data(data, splits, dev, budget)
+        split_data = resolve_data(data, splits, dev, budget, keep_batches=batch_fn is not None)
         if dev.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
             split_data = [SplitData(sd.name, sd.x, sd.y, channels_last(sd.prepare), sd.source) for sd in split_data]
         plain = batch_fn is None and all(sd.source is None for sd in split_data) and check_model_runs(model, split_data[0], dev)
         fn = None
         if not plain:
             fn = batch_fn or default_batch_fn(loss_fn, fused_ce=not slopes)
-            check_model_runs(model, split_data[0], dev, fn)
+            check_model_runs(model, split_data[0], dev, fn, bs)
         req = cls(model, space, directions, coords, split_data, policy, bool(slopes), loss_fn, dev, amp, autocast, bs,
                   fn, batch_fn is not None, None)
         req.recal = req._recal_batches(data, budget)
@@ -163,7 +163,7 @@ class ProbeRequest:
 
             if not (isinstance(data, DataSplits) or (isinstance(data, Mapping) and "train" in data)):
                 raise UsageError("BN policy recalibrate needs a 'train' split in the data; add it or use --bn eval")
-            train = resolve_data(data, ["train"], self.device, budget)[0]
+            train = resolve_data(data, ["train"], self.device, budget, keep_batches=self.user_batch_fn)[0]
         if self.batch_fn is not None:
             if policy.n_samples is not None:
                 raise UsageError(f"BN policy {policy.name} draws samples from resident tensors; with a loader or a batch_fn "

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from .fused import cross_entropy_stats, few_threads
 
-__all__ = ["update", "compute", "batch_stats", "ChunkStats"]
+__all__ = ["update", "compute", "batch_stats", "dual_stats", "ChunkStats"]
 
 
 def update(out: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,6 +49,23 @@ def batch_stats(out: torch.Tensor, y: torch.Tensor, loss_fn: Callable, fused_ce:
     if fused_ce and loss_fn is F.cross_entropy and not out.is_cuda and few_threads() and not y.is_floating_point() and out.dim() == 2:
         return cross_entropy_stats(out, y)
     return update(out, y, loss_fn)
+
+
+def dual_stats(out: torch.Tensor, dout: torch.Tensor, y: torch.Tensor, loss_fn: Callable) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(loss sum, correct, slope sum) of a batch from logits ``out`` and their tangent ``dout``.
+
+    Cross-entropy in closed form, ``d l_i = sum_c softmax(out_i)_c dout_ic - dout_{i,y_i}``;
+    any other loss by `torch.func.jvp` of ``loss_fn(out, y) * n`` on the logits.
+    """
+    if loss_fn is F.cross_entropy and not y.is_floating_point() and out.dim() == 2:
+        loss_sum, correct = cross_entropy_stats(out, y)
+        p = torch.softmax(out, dim=1)
+        slope = (p * dout).sum(dtype=torch.float64) - dout.gather(1, y.unsqueeze(1)).sum(dtype=torch.float64)
+        return loss_sum, correct, slope
+    n = y.shape[0]
+    loss_sum, slope = torch.func.jvp(lambda o: loss_fn(o, y) * n, (out,), (dout,))
+    _, correct = update(out, y, loss_fn)
+    return loss_sum.double(), correct, slope.double()
 
 
 class ChunkStats:

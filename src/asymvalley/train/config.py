@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import UsageError
+from ..limits import MAX_BATCH, MAX_EPOCHS, check_count, check_real, check_seed
 
 __all__ = ["TrainConfig"]
 
@@ -45,20 +46,27 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise UsageError(f"--epochs must be at least 1 (got {self.epochs})")
+        check_count(self.epochs, "--epochs", 1, MAX_EPOCHS)
         if not 0 <= self.swa_start < self.epochs:
             raise UsageError(f"--swa-start must be in [0, epochs) = [0, {self.epochs}) (got {self.swa_start}); lower it or raise --epochs")
         for name in ("lr", "swa_lr", "sgd_after_swa_lr"):
+            option = f"--{name.replace('_', '-')}"
             if not getattr(self, name) > 0:
-                raise UsageError(f"--{name.replace('_', '-')} must be positive (got {getattr(self, name)})")
+                raise UsageError(f"{option} must be positive (got {getattr(self, name)})")
+            check_real(getattr(self, name), option, low=0.0, low_open=True)
         if self.batch_size < 1:
             raise UsageError(f"--batch-size must be at least 1 (got {self.batch_size})")
-        if self.weight_decay < 0 or not 0 <= self.momentum < 1:
-            raise UsageError("--weight-decay must be >= 0 and --momentum in [0, 1)")
+        check_count(self.batch_size, "--batch-size", 1, MAX_BATCH)
+        check_real(self.weight_decay, "--weight-decay", low=0.0)
+        check_real(self.momentum, "--momentum", low=0.0, high=1.0, high_open=True)
+        check_count(self.sgd_after_swa_epochs, "--sgd-after-swa-epochs", 0, MAX_EPOCHS)
+        check_seed(self.seed)
+        for name in ("n_train", "n_test"):
+            if getattr(self, name) is not None:
+                check_count(getattr(self, name), name, 1, 2**40)
         from ..data.validation import check_val_fraction
 
         check_val_fraction(self.val_fraction)
-        if self.sgd_after_swa_epochs < 0:
-            raise UsageError(f"--sgd-after-swa-epochs must be >= 0 (got {self.sgd_after_swa_epochs})")
 
     @property
     def total_epochs(self) -> int:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable
 
@@ -27,13 +28,14 @@ from torch.optim.swa_utils import AveragedModel, update_bn
 
 from .. import data as data_registry
 from .. import models as model_registry
-from ..checkpoint import (atomic_write_bytes, atomic_write_text, build_model, check_writable, read_checkpoint, safe_torch_load,
-                          save_checkpoint, torch_bytes)
+from ..checkpoint import build_model, read_checkpoint, safe_torch_load, save_checkpoint, torch_bytes
 from ..dist import barrier, init_from_env, rank_world
 from ..errors import UsageError
+from ..io import atomic_write_bytes, atomic_write_text, check_writable, directory_lock, json_text, refuse_clobber
 from ..progress import progress_bar
 from ..store import STORE_NAME, RunStore
 from .config import TrainConfig
+from .fingerprint import config_diff, fingerprint, option_names
 from .loop import epoch_generator, evaluate, train_batches, train_epoch
 from .schedule import swa_learning_rate
 
@@ -62,17 +64,10 @@ def prepare_run(cfg: TrainConfig, out: str | Path, resume: bool) -> tuple[Path, 
     data = data_registry.load(cfg.dataset, **cfg.dataset_kwargs)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory; choose another path")
+    refuse_clobber(out, "--out", inputs=[cfg.init_checkpoint])
     check_writable(out, "--out", directory=True)
-    if resume:
-        stored = None
-        if (out / STORE_NAME).exists():
-            with RunStore(out, create=False) as st:  # closed at once: an open connection leaves -wal/-shm files behind
-                stored = st.get_meta("train_config")
-        if stored is not None and stored != cfg.to_dict():
-            diff = sorted(k for k in stored if stored.get(k) != cfg.to_dict().get(k))
-            raise UsageError(f"--resume with different settings than the run in {out} (differs in: {', '.join(diff)}); repeat the original command")
-    elif out.exists() and any(out.iterdir()):
-        raise UsageError(f"output directory {out} is not empty; pass --resume to continue that run or choose a new --out")
+    if out.is_dir():
+        check_run_dir(out, cfg, resume)  # early, on every rank; again under the lock before anything is written
     data = training_data(cfg, data)[0].to(cfg.device)
     torch.manual_seed(cfg.seed)
     model = model_registry.create(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes, **cfg.model_kwargs)
@@ -82,6 +77,58 @@ def prepare_run(cfg: TrainConfig, out: str | Path, resume: bool) -> tuple[Path, 
             raise UsageError(f"--init-checkpoint {cfg.init_checkpoint} is a {ckpt['model']!r} checkpoint, not {cfg.model!r}; pass a checkpoint of the same model")
         model = build_model(ckpt, cfg.init_checkpoint)
     return out, data, model.to(cfg.device)
+
+
+STATE_KEYS = ("epoch", "model", "optimizer", "swa", "history", "finals")
+
+
+def _load_state(out: Path) -> dict[str, Any] | None:
+    path = out / "state.pt"
+    if not path.exists():
+        return None
+    state = safe_torch_load(path, "training state")
+    if not isinstance(state, dict) or any(k not in state for k in STATE_KEYS):
+        raise UsageError(f"training state {path} is not an asymvalley training state; restore it, or delete it to restart the run")
+    return state
+
+
+def _refuse_other_config(out: Path, cfg: TrainConfig, stored: dict[str, Any]) -> None:
+    diff = config_diff(stored, cfg)
+    if diff:
+        raise UsageError(f"--resume with different settings than the run in {out} (differs in: {option_names(diff)}); "
+                         f"repeat the original command")
+
+
+def check_run_dir(out: Path, cfg: TrainConfig, resume: bool, load_state: bool = False) -> dict[str, Any] | None:
+    """Refuse a run directory that is not this configuration's (returns the loaded ``state.pt`` with ``load_state``).
+
+    Without ``--resume`` the directory must be empty. With it, every artefact that
+    resumes (the store, ``state.pt``) must hold this configuration; a directory
+    with files but neither of them recorded cannot be verified and is refused.
+    """
+    entries = [p.name for p in out.iterdir()]
+    if not resume:
+        if entries:
+            raise UsageError(f"output directory {out} is not empty; pass --resume to continue that run or choose a new --out")
+        return None
+    stored = None
+    if (out / STORE_NAME).exists():
+        with RunStore(out, create=False) as st:  # closed at once: an open connection leaves -wal/-shm files behind
+            stored = st.get_meta("train_config")
+            if stored is None and st.get_meta("preset") is not None:
+                raise UsageError(f"{out} holds a `reproduce` result, not a training run; choose a new --out")
+    if stored is not None:
+        _refuse_other_config(out, cfg, stored)
+    state = _load_state(out) if (load_state or stored is None) else None
+    if state is not None and "config" in state:
+        _refuse_other_config(out, cfg, json.loads(state["config"]))
+    elif state is not None and stored is None:
+        raise UsageError(f"cannot verify the settings of the run in {out} (its {STORE_NAME} is missing and state.pt records none); "
+                         f"restore {STORE_NAME}, or choose a new --out")
+    elif stored is None and any(not n.startswith(STORE_NAME) for n in entries):
+        raise UsageError(f"cannot --resume {out}: it holds files but no training run ({STORE_NAME} and state.pt record none); "
+                         f"choose a new --out")
+    return state
 
 
 def training_data(cfg: TrainConfig, data: data_registry.DataSplits | None = None):
@@ -103,22 +150,43 @@ def final_metrics(model: nn.Module, data: data_registry.DataSplits) -> dict[str,
 
 def run_training(cfg: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
                  log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Train (or resume) a run into directory ``out``; returns the ``metrics.json`` dict."""
+    """Train (or resume) a run into directory ``out``; returns the ``metrics.json`` dict.
+
+    Rank 0 holds an exclusive lock on ``out`` for the whole run: a second ``train``
+    into the same directory gets one line and writes nothing.
+    """
     distributed = init_from_env(cfg.device)
     rank, world = rank_world()
     out, data, model = prepare_run(cfg, out, resume)
-    barrier()  # every rank validated the output directory before rank 0 writes into it
+    with ExitStack() as held:
+        state = None
+        if rank == 0:
+            out.mkdir(parents=True, exist_ok=True)
+            held.enter_context(directory_lock(out))
+            state = check_run_dir(out, cfg, resume, load_state=True)  # under the lock: nobody else writes here now
+        barrier()  # rank 0 validated and holds the output directory before anyone writes into it
+        if rank != 0 and resume:
+            state = _load_state(out)
+        return _train(cfg, out, data, model, state, distributed, (rank, world), progress, log)
+
+
+def _train(cfg: TrainConfig, out: Path, data, model: nn.Module, state: dict[str, Any] | None, distributed: bool,
+           shard: tuple[int, int], progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    rank, world = shard
     main = rank == 0
     mem_fmt = _memory_format(model, cfg.device)
     model = model.to(memory_format=mem_fmt)
     trained = DistributedDataParallel(model) if distributed else model
     kwargs = {"input_shape": list(data.input_shape), "num_classes": data.num_classes, **cfg.model_kwargs}
     ckpt_dir = out / "checkpoints"
+    config, config_fp = cfg.to_dict(), fingerprint(cfg.to_dict())
     store = RunStore(out) if main else None
     if main:
-        store.set_meta("train_config", cfg.to_dict())
-        if "validation" in data.info:  # the held-out split, named so `valley` can check it rebuilds the same samples
-            store.set_meta("validation", data.info["validation"])
+        with store.transaction() as conn:
+            store.set_meta("train_config", config, conn=conn)
+            store.set_meta("train_fingerprint", config_fp, conn=conn)
+            if "validation" in data.info:  # the held-out split, named so `valley` can check it rebuilds the same samples
+                store.set_meta("validation", data.info["validation"], conn=conn)
 
     def save(name: str, state_dict: dict) -> None:
         if not main:
@@ -133,10 +201,7 @@ def run_training(cfg: TrainConfig, out: str | Path, resume: bool = False, progre
     finals: dict[str, dict[str, float]] = {}
     start = 0
     state_path = out / "state.pt"
-    if resume and state_path.exists():
-        state = safe_torch_load(state_path, "training state")
-        if not isinstance(state, dict) or any(k not in state for k in ("epoch", "model", "optimizer", "swa", "history", "finals")):
-            raise UsageError(f"training state {state_path} is not an asymvalley training state; restore it, or delete it to restart the run")
+    if state is not None:
         model.load_state_dict(state["model"])
         if state["epoch"] > cfg.epochs:  # in the SGD-after-SWA phase: fresh optimizer at constant lr
             optimizer = torch.optim.SGD(model.parameters(), lr=cfg.sgd_after_swa_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -175,7 +240,8 @@ def run_training(cfg: TrainConfig, out: str | Path, resume: bool = False, progre
             finals["sgd_after_swa"] = final_metrics(model, data)
         if main:
             state = {"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "swa": swa_model.state_dict(),
-                     "history": json.dumps(history), "finals": json.dumps(finals)}
+                     "history": json.dumps(history), "finals": json.dumps(finals), "config": json.dumps(config, sort_keys=True),
+                     "fingerprint": config_fp}
             atomic_write_bytes(state_path, torch_bytes(state))  # commit point of this epoch
             _sync_store(store, out, history, finals)
         barrier()
@@ -197,7 +263,7 @@ def _sync_store(store: RunStore, out: Path, history: list[dict[str, Any]], final
         for name, m in finals.items():
             if not store.has_unit("final", name):
                 store.put_unit("final", name, m, conn=conn)
-    text = json.dumps({"epochs": history, "final": finals}, indent=1)
+    text = json_text({"epochs": history, "final": finals})
     path = out / "metrics.json"
     if not (path.is_file() and path.read_text(encoding="utf-8") == text):
         atomic_write_text(path, text)

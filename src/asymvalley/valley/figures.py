@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..report.figures import TRAIN, new_figure, save_figure, shade_certificate
+from ..plotting import TRAIN, new_figure, save_figure, shade_certificate
 
 __all__ = ["draw_figures", "MAX_PANELS"]
 

@@ -108,7 +108,13 @@ class GenericKernel(Kernel):
         def f(p):
             return functional_call(self.sweep, (p, bufs), (plan,), strict=False)
 
-        (loss, corr), (dloss, _) = jvp(f, (params,), (u0,))
+        try:
+            (loss, corr), (dloss, _) = jvp(f, (params,), (u0,))
+        except NotImplementedError as exc:  # an operation without a forward-mode derivative (e.g. CPU flash attention)
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "an operation"
+            raise UsageError(f"slopes need forward-mode AD, which this model does not support ({first}); probe without "
+                             "slopes (analyze then uses finite differences), or switch the operation (e.g. "
+                             "transformers' attn_implementation='eager')") from None
         return loss.detach(), corr.detach(), dloss.detach()
 
 

@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ["new_figure", "save_figure", "plt", "TRAIN", "TEST", "shade_certificate"]
+__all__ = ["new_figure", "panels", "interpolation_panel", "save_figure", "plt", "TRAIN", "TEST", "shade_certificate"]
 
 TRAIN = {"color": "#1f5fbf", "label": "train"}
 TEST = {"color": "#d62728", "label": "test"}
@@ -55,3 +55,23 @@ def shade_certificate(ax, cert: dict | None, flip: bool = False) -> None:
     sharp = sorted((-flat_sign * ri, -flat_sign * ro))
     ax.axvspan(*flat, color="#2ca02c", alpha=0.12, label=f"flat side, slope < p = {cert['p']:.3g}")
     ax.axvspan(*sharp, color="#d62728", alpha=0.10, label=f"sharp side, slope > c p (c = {cert['c']:.3g})")
+
+
+def interpolation_panel(ax, line: dict, labels: tuple[str, str], xlabel: str, title: str) -> None:
+    """Train and test loss along ``w_A + t (w_B - w_A)``, the two end points marked (Figs. 7 and Appendix G)."""
+    ax.plot(line["t"], line["train"], **TRAIN)
+    ax.plot(line["t"], line["test"], ls="--", **TEST)
+    for x, lab in zip((0.0, 1.0), labels):
+        ax.axvline(x, color="k", lw=0.7, ls=":")
+        ax.annotate(lab, (x, 1.0), xycoords=("data", "axes fraction"), ha="center", va="bottom", fontsize=9)
+    ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"loss (BN {line['bn']})")
+    ax.set_title(title, pad=16)
+    ax.legend(fontsize=8, loc="upper right")
+
+
+def panels(n: int, width: float = 4.2, height: float = 3.2):
+    """A row of ``n`` axes, always returned as a list (also for ``n = 1``)."""
+    fig, axes = plt.subplots(1, max(1, n), figsize=(width * max(1, n), height), squeeze=False)
+    return fig, list(axes[0])
