@@ -53,6 +53,9 @@ def register(app: typer.Typer) -> None:
         if data_dir is not None:
             settings["dataset_kwargs"] = {"data_dir": data_dir}
         cfg = TrainConfig(**settings)
+        from ..io import refuse_clobber
+
+        refuse_clobber(out, "--out")  # never into another run's own files (its checkpoints/, runs/, ...)
         t0 = time.perf_counter()
         metrics = run_training(cfg, out, resume=resume, progress=not quiet, log=typer.echo)
         from ..dist import is_main
