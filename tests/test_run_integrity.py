@@ -196,3 +196,12 @@ def test_a_directory_in_use_is_refused_with_one_line(cli, runs, tmp_path):
                                   f"or choose another --out\n")
     assert list(fresh.iterdir()) == []
     assert {p: p.read_bytes() for p in runs["full"].rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("module", ["asymvalley.io", "asymvalley.limits", "asymvalley.train.fingerprint"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    res = doctest.testmod(importlib.import_module(module))
+    assert res.failed == 0 and res.attempted > 0
