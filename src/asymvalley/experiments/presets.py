@@ -59,8 +59,8 @@ PRESETS: dict[str, Preset] = {
         n_seeds=2, train={"epochs": 3, "swa_start": 2, "sgd_after_swa_epochs": 1},
         sizes={"n_directions": 2, "points": 9, "n_neighbours": 2, "theorem2_seeds": 200, "theorem2_steps": 400,
                "theorem1_instances": 12, "n_c11_directions": 3, "trajectory_stride": 1, "n_width_directions": 2,
-               "width_points": 9, "figure_points": 7, "two_param_epochs": 4, "surface_points": 7,
-               "thesis_directions": 1, "thesis_points": 7},
+               "width_points": 9, "figure_points": 5, "two_param_epochs": 4, "surface_points": 7, "n_inter_rand": 2,
+               "range_scales": (1.0, 0.5), "thesis_directions": 1, "thesis_points": 7},
         meaningful=False, dropped="everything that makes a verdict meaningful: tiny synthetic data, 4 epochs"),
     "full": Preset(
         "full", datasets=("mnist1d", "digits"), models={"mnist1d": MNIST1D, "digits": DIGITS}, n_seeds=6,
