@@ -10,7 +10,6 @@ from typing import Iterator, Optional
 import typer
 
 
-
 @contextlib.contextmanager
 def _data_files(preset_name: str, data_dir: Optional[str], download: bool) -> Iterator[None]:
     """``--data-dir``/``--download`` for every file-backed data set of the preset (CIFAR, SVHN, STL-10).
