@@ -24,7 +24,7 @@ from ..errors import UsageError
 from ._validate import as_alphas, as_finite, as_positive, as_values
 
 __all__ = ["AdmissibleRange", "admissible_range", "curve_minimiser", "signed_offset", "move_margin",
-           "MoveChoice", "choose_move", "radius_from_ladder", "seed_interval"]
+           "MoveChoice", "choose_move", "radius_from_ladder"]
 
 
 @dataclass(frozen=True)
@@ -176,19 +176,3 @@ def radius_from_ladder(ladder: Sequence[float], centre: float, minus: Sequence[f
             return float(R)
     return float(lad[-1])
 
-
-def seed_interval(values: Sequence[float], level: float = 0.95) -> dict:
-    """Mean and Student-t interval over seeds (the unit of replication); ``lo``/``hi`` are None below 2 values.
-
-    >>> r = seed_interval([1.0, 2.0, 3.0]); (r["mean"], round(r["lo"], 3), round(r["hi"], 3))
-    (2.0, -0.484, 4.484)
-    """
-    from scipy.stats import t as student_t
-
-    v = np.asarray([as_finite(x, "value") for x in values], dtype=np.float64)
-    if v.size == 0:
-        return {"n": 0, "mean": None, "lo": None, "hi": None, "level": level}
-    if v.size < 2:
-        return {"n": 1, "mean": float(v[0]), "lo": None, "hi": None, "level": level}
-    half = float(student_t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
-    return {"n": int(v.size), "mean": float(v.mean()), "lo": float(v.mean() - half), "hi": float(v.mean() + half), "level": level}

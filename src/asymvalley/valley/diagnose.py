@@ -52,7 +52,10 @@ def check_model_runs(model: nn.Module, roles: DataRoles, loss_fn: Callable) -> N
     """One forward pass and loss on two training samples, so that a model that cannot run on the data fails with
     one line before any work."""
     v = roles.splits["train"]
-    x, y = (v[0][:2], v[1][:2]) if isinstance(v, (tuple, list)) else next(iter(v))[:2]
+    batch = (v[0][:2], v[1][:2]) if isinstance(v, (tuple, list)) else next(iter(v))
+    if not (isinstance(batch, (tuple, list)) and len(batch) >= 2 and torch.is_tensor(batch[0])):
+        return  # other batch forms (e.g. dicts) are checked by the probe engine itself
+    x, y = batch[0], batch[1]
     was_training = model.training
     try:
         with torch.no_grad():

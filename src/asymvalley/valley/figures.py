@@ -36,5 +36,5 @@ def draw_figures(doc: dict, fig_dir: str | Path) -> list[str]:
         ax.set_xlabel("l (flat side +)" if d["flat_side"] else "l")
     for ax in axes[len(order):]:
         ax.set_visible(False)
-    axes[0].legend(loc="upper left")
+    axes[0].legend(loc="upper center", fontsize=7, framealpha=0.8)
     return save_figure(fig, fig_dir, "directions")
