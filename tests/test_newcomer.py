@@ -174,7 +174,7 @@ def test_report_on_a_train_run_fails_and_writes_nothing(cli, train_run):
     before = {p: p.stat().st_mtime_ns for p in train_run.rglob("*")}
     code, out, err = cli("report", train_run)
     assert code == 2 and out == "" and err.count("\n") == 1
-    assert err.startswith(f"error: {train_run} is a training run (from `asymvalley train`); `asymvalley report` takes")
+    assert err.startswith(f"error: {train_run} holds no reproduce results (its run.sqlite records no preset); ")
     assert {p: p.stat().st_mtime_ns for p in train_run.rglob("*")} == before
 
 

@@ -27,9 +27,6 @@ from ..errors import UsageError
 
 __all__ = ["load_spec", "probe_spec"]
 
-SPEC_KINDS = ("gaussian", "uniform", "filter", "layer", "file")
-
-
 def load_spec(path: str | Path) -> dict[str, Any]:
     """Run ``path`` and return its ``model``, ``data`` and optional ``batch_fn`` and ``loss_fn``."""
     import torch.nn as nn
@@ -60,19 +57,18 @@ def probe_spec(path: str, direction: str, alphas: list[float], seed: int, splits
     """The body of ``asymvalley probe SPEC.py``: a curve of the user's model on the user's data."""
     from ..io import check_writable, write_json
     from ..probe import curve
-    from ..probe.directions import Direction, make_direction
-    from .probe_cmd import parse_direction_spec
+    from ..probe.direction_spec import parse_spec, resolve
 
-    kind, opts = parse_direction_spec(direction)
-    if kind not in SPEC_KINDS:
-        raise UsageError(f"--direction {kind} needs a run directory; with a SPEC.py use gaussian, uniform, filter, layer "
-                         "or a saved direction.pt")
+    spec_u = parse_spec(direction)
+    if spec_u.needs:  # interpolations, PCA, Hessian: inputs only a run directory has
+        raise UsageError(f"--direction {spec_u.kind} needs a run directory; with a SPEC.py use gaussian, uniform, filter, "
+                         "layer or a saved direction.pt")
     split_list = [s.strip() for s in splits.split(",") if s.strip()]
     if out is not None:
         check_writable(out, "--out")
     spec = load_spec(path)
     model = spec.pop("model")
-    u = Direction.load(opts["path"]) if kind == "file" else make_direction(kind, model, seed=seed, **opts)
+    u = resolve(spec_u, model, seed=seed)
     res = curve(model, spec.pop("data"), u, alphas, splits=split_list, bn=bn, slopes=slopes, batch_size=batch_size,
                 device=device, progress=progress, **({"autocast": autocast} if autocast else {}), **spec)
     res["direction"]["spec"] = direction
