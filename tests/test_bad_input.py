@@ -22,8 +22,8 @@ from asymvalley import data as avdata
 from asymvalley import models
 from asymvalley.checkpoint import save_checkpoint
 from asymvalley.errors import UsageError
+from asymvalley.experiments import ALIASES, claim_ids
 from asymvalley.experiments.presets import PRESETS
-from asymvalley.experiments.reproduce import ALIASES, claim_ids
 from asymvalley.store import RunStore
 from asymvalley.train.config import TrainConfig
 
@@ -33,7 +33,6 @@ MODEL_NAMES = ", ".join(models.names())
 DATASET_NAMES = ", ".join(avdata.names())
 PRESET_NAMES = ", ".join(PRESETS)
 CLAIM_IDS = ", ".join(claim_ids())
-CLAIM_ALIASES = ", ".join(sorted(ALIASES))
 
 
 def _ckpt(path: Path, seed: int = 0, name: str = "mlp", state_dict=None, model_kwargs=None) -> None:
@@ -204,7 +203,7 @@ CLI_CASES = [
     ("analyze-unknown-command", ("analyze", "curvature", "{ws}/curve.json", "--out", "{ws}/r.json"), "No such command 'curvature'."),
     # -- reproduce / report / bench ------------------------------------------------------
     ("reproduce-unknown-preset", ("reproduce", "--preset", "huge", "--out", "{ws}/rep"), f"unknown preset 'huge'; known presets: {PRESET_NAMES}"),
-    ("reproduce-unknown-claim", ("reproduce", "--only", "fig99", "--out", "{ws}/rep"), f"unknown claim 'fig99' in --only; known claims: {CLAIM_IDS} (or figure names: {CLAIM_ALIASES})"),
+    ("reproduce-unknown-claim", ("reproduce", "--only", "fig99", "--out", "{ws}/rep"), f"unknown claim 'fig99' in --only; known claims: {CLAIM_IDS} (or figure names: {', '.join(sorted(ALIASES))})"),
     ("reproduce-empty-only", ("reproduce", "--only", "", "--out", "{ws}/rep"), f"--only is empty; name claims, e.g. --only C4,C7 (known: {CLAIM_IDS})"),
     ("reproduce-seed-not-a-number", ("reproduce", "--seed", "abc", "--out", "{ws}/rep"), "--seed must be a whole number such as 100 (got 'abc')"),
     ("reproduce-seed-too-large", ("reproduce", "--seed", "2147483648", "--out", "{ws}/rep"), "--seed 2147483648 is out of range; use a whole number from 0 to 2147483647 (the quick preset uses 1 seed(s) from N on, all below 2**31)"),

@@ -109,7 +109,7 @@ def test_second_reproduce_on_a_busy_directory_is_refused(cli, tmp_path):
     assert proc.returncode == 0, first_err
     with RunStore(out, create=False) as st:  # the first job's results are complete and intact
         assert st.integrity_check() == "ok"
-        assert sorted(st.units("experiment")) == ["fig5", "thm1"]
+        assert sorted(st.units("claim")) == ["C4", "C5"]
     doc = json.loads((out / "results.json").read_text())
     assert {c["id"] for c in doc["claims"]} >= {"C4", "C5"}
     # and once it is done, a second run simply resumes (nothing to recompute)

@@ -34,9 +34,9 @@ def test_report_has_every_claim_with_protocol_grid_paper_numbers_and_figures(smo
         assert c["protocol_hash"] == protocol_hash(configure(EXPERIMENTS.get(c["id"]).Config, PRESETS["smoke"]))
         assert sum(s["faithful"] for s in c["sensitivity"]) == len(c["per_dataset"])
         assert all(s["class"] in CLASSES for s in c["sensitivity"])
-        assert c["figures"], c["id"]
         for f in c["figures"]:
             assert (smoke_run / f).stat().st_size > 1000
+    assert all(c["figures"] for c in doc["claims"] if int(c["id"][1:]) <= 12)  # C1-C12 always draw theirs
     html = (smoke_run / "report.html").read_text()
     assert "Smoke preset: these verdicts mean nothing" in html
     assert html.count("data:image/png;base64,") >= len(doc["claims"])
