@@ -154,7 +154,7 @@ CLI_CASES = [
      "unknown split 'val'; known splits: train, test (e.g. --splits train,test)"),
     ("probe-empty-splits", ("probe", "{ws}/run", "--direction", "gaussian", "--splits", ",", "--out", "{ws}/c.json"),
      "--splits is empty; use e.g. --splits train,test"),
-    ("probe-unknown-bn", ("probe", "{ws}/run", "--direction", "gaussian", "--bn", "freeze", "--out", "{ws}/c.json"), "unknown BN policy 'freeze'; use eval, recalibrate or recalibrate:N"),
+    ("probe-unknown-bn", ("probe", "{ws}/run", "--direction", "gaussian", "--bn", "freeze", "--out", "{ws}/c.json"), "unknown BN policy 'freeze'; use eval, recalibrate, recalibrate:N or recalibrate[:N]:batches"),
     ("probe-bad-bn-count", ("probe", "{ws}/run", "--direction", "gaussian", "--bn", "recalibrate:0", "--out", "{ws}/c.json"), "bad BN policy 'recalibrate:0': N must be a positive integer; use recalibrate:N, e.g. recalibrate:1000"),
     ("probe-zero-batch", ("probe", "{ws}/run", "--direction", "gaussian", "--batch-size", "0", "--out", "{ws}/c.json"),
      "--batch-size must be >= 1, not 0"),

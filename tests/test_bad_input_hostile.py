@@ -133,6 +133,7 @@ def _curves(ws: Path) -> None:
     (ws / "c1.json").write_text(json.dumps(curve))
     (ws / "n.json").write_text(json.dumps({"curves": ["c1.json", curve]}))
     (ws / "curve_splitlist.json").write_text(json.dumps({"alphas": a, "splits": {"train": [1, 2], "test": split}}))
+    (ws / "curve_splitnull.json").write_text(json.dumps({"alphas": a, "splits": {"train": split, "test": None}}))
     (ws / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     (ws / "bigint.json").write_text('{"alphas": [' + "9" * 5000 + '], "splits": {}}')
     os.mkfifo(ws / "fifo.json")
@@ -214,7 +215,7 @@ CASES = [
     ("reproduce-into-train-run", 2, ("reproduce", "--only", "thm1", "--out", "{ws}/run"), None, ["training run"]),
     ("train-resume-into-reproduce", 2, (*TRAIN, "--resume", "--out", "{ws}/repro"), None, ["reproduce"]),
     ("train-resume-into-foreign-files", 2, (*TRAIN, "--resume", "--out", "{ws}/files_only"), None, ["no training run"]),
-    ("report-of-train-run", 2, ("report", "{ws}/run"), None, ["no reproduce results"]),
+    ("report-of-train-run", 2, ("report", "{ws}/run"), None, ["reproduce"]),
     # 3. bad values inside files
     ("ckpt-complex", 3, (*P[:1], "{ws}/complex.pt", *P[2:], "--out", "{ws}/c.json"), None, ["complex64", "real"]),
     ("ckpt-complex-nan", 3, (*P[:1], "{ws}/complexnan.pt", *P[2:], "--out", "{ws}/c.json"), None, ["complex64"]),
@@ -298,7 +299,9 @@ CASES = [
     ("ckpt-name-is-directory", 8, ("probe", "{ws}/ckdir", "--direction", "gaussian", "--checkpoint", "swa", "--points", "3",
                                    "--out", "{ws}/c.json"), None, ["swa.pt is a directory"]),
     ("curve-split-not-object", 8, ("analyze", "asymmetry", "{ws}/curve_splitlist.json", "--out", "{ws}/r.json"), None,
-     ["split 'train'"]),
+     ["split 'train' of the curve is a list"]),
+    ("curve-split-null", 8, ("analyze", "shift", "{ws}/curve_splitnull.json", "--out", "{ws}/r.json"), None,
+     ["split 'test' of the curve is a NoneType"]),
     ("fifo-is-not-missing", 8, ("probe", "{ws}/fifo.json", "--direction", "gaussian", "--out", "{ws}/c.json"), None, ["FIFO"]),
     ("missing-data-no-download-advice", 8, ("train", "--model", "mlp", "--dataset", "cifar10", "--data-dir", "{ws}/files_only",
                                             "--out", "{ws}/new"), None, ["--data-dir", "published at"]),
@@ -351,8 +354,9 @@ def test_peak_memory_stays_under_the_ceiling(batch):
 
 
 def test_not_found_lists_only_what_exists(batch):
-    """Class 8: a 'not found; available: ...' line never lists the name it could not find."""
+    """Class 8: a 'not found / has no X; available: ...' line never lists the name it could not find."""
     for r in batch[0].values():
-        if "not found" in r["err"] and "available:" in r["err"]:
+        if ("not found" in r["err"] or "has no" in r["err"]) and "available:" in r["err"]:
             name = r["err"].split("'")[1]
-            assert name not in r["err"].split("available:")[1].split(", ")
+            available = r["err"].split("available:")[1].split(";")[0].strip().split(", ")
+            assert name not in available, r["err"]

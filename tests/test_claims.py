@@ -116,3 +116,25 @@ def test_judge_grid_fragile_when_only_the_faithful_cell_holds_and_outside_cells_
     assert [c.klass for c in v.cells] == [SUPPORTS, SUPPORTS, CONTRADICTS]
     with pytest.raises(RuntimeError):
         judge_grid([_cell({"x": 1}, good)], rules)
+
+
+def test_readme_table_script_writes_the_block_from_results(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    doc = {"preset": "quick", "seeds": [3], "commit": "abc123", "datasets": ["mnist1d"], "elapsed_s": 12.0,
+           "claims": [{"id": "C4", "title": "T", "verdict": "not_reproduced", "reason": "the faithful cell contradicts",
+                       "per_dataset": {"sim": {"sensitivity": [{"faithful": True, "tests": [
+                           {"name": "x > 0", "interval": {"estimate": -1.0, "lo": -2.0, "hi": -0.5, "n": 6, "method": "t"}}]}]}}}]}
+    res = tmp_path / "results.json"
+    res.write_text(json.dumps(doc))
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- quick-table:start -->\nold\n<!-- quick-table:end -->\nrest\n")
+    script = Path(__file__).resolve().parents[1] / "scripts" / "readme_quick_table.py"
+    out = subprocess.run([sys.executable, str(script), str(res), "--readme", str(readme)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    text = readme.read_text()
+    assert "old" not in text and text.startswith("intro\n") and text.endswith("rest\n")
+    assert "commit `abc123`" in text and "| C4 T | not reproduced |" in text and "x > 0 = -1 [-2, -0.5]" in text

@@ -361,3 +361,27 @@ def test_cli_bad_batch_protocol_input_is_one_line_exit_2(cli, tmp_path, body, me
     code, stdout, err = cli("probe", spec, "--direction", "gaussian", "--splits", "train", "--points", "3", "--out", out)
     assert (code, stdout, err) == (2, "", message.format(spec=spec))
     assert not out.exists()
+
+
+def test_padded_batches_of_different_lengths_are_kept_as_batches():
+    class MeanPool(nn.Module):  # (batch, length, features) -> logits; the length differs per batch
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.lin(x.mean(1))
+
+    torch.manual_seed(0)
+    m = MeanPool()
+    batches = [(torch.randn(4, t, 3), torch.randint(0, 2, (4,))) for t in (5, 7, 9)]
+    u = av.probe.make_direction("gaussian", m, seed=0)
+    res = av.probe.curve(m, {"train": batches}, u, [-1.0, 0.0, 1.0], splits=["train"])
+
+    def loss_of(call, b):
+        logits = call(x=b[0])
+        return F.cross_entropy(logits, b[1], reduction="sum"), (logits.argmax(1) == b[1]).sum(), len(b[1])
+
+    loss, acc = _plain_loop(m, batches, u, [-1.0, 0.0, 1.0], loss_of)
+    _close(res["splits"]["train"]["loss"], loss)
+    _close(res["splits"]["train"]["accuracy"], acc)

@@ -129,3 +129,30 @@ def test_save_load_roundtrip_weights_only(cnn, tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a torch file")
     with pytest.raises(UsageError):
         probe.load_direction(tmp_path / "bad.pt")
+
+
+def test_direction_specs_follow_each_kinds_declared_syntax(tmp_path):
+    import torch.nn as nn
+
+    from asymvalley.errors import UsageError
+    from asymvalley.probe.direction_spec import parse_spec, resolve
+
+    spec = parse_spec("interp:sgd->/runs/b/checkpoints/end.pt")  # an end point given as a .pt path is not a direction file
+    assert spec.kind == "interp" and spec.options["pair"] == ("sgd", "/runs/b/checkpoints/end.pt") and spec.start == "sgd"
+    assert parse_spec(str(tmp_path / "u.pt")).kind == "file"
+    for bad in ("filter:maybe", "pca:x", "gaussian:3", "interp:sgd", "nosuchkind"):
+        with pytest.raises(UsageError):
+            parse_spec(bad)
+
+    class Ends:  # what the resolver asks a caller for, only when the kind needs it
+        def endpoints(self, a, b):
+            return {n: torch.zeros_like(p) for n, p in m.named_parameters()}, {n: torch.ones_like(p) for n, p in m.named_parameters()}
+
+    m = nn.Linear(3, 2)
+    u = resolve("interp:a->b", m, Ends())
+    assert u.kind == "interp" and u.info["from"] == "a" and float(u.tensors["weight"].min()) == 1.0
+    with pytest.raises(UsageError, match="needs endpoints"):
+        resolve("interp:a->b", m)
+    path = tmp_path / "u.pt"
+    resolve("filter:keep", m, seed=3).save(path)
+    assert resolve(str(path), m).info["bias"] == "keep"

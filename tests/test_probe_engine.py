@@ -284,3 +284,43 @@ def test_cpu_fast_path_matches_plain_kernels(ds, name):
         assert fast["splits"][s]["loss"] == pytest.approx(plain["splits"][s]["loss"], rel=1e-5)
         assert fast["splits"][s]["slope"] == pytest.approx(plain["splits"][s]["slope"], rel=1e-4, abs=1e-6)
         assert fast["splits"][s]["accuracy"] == plain["splits"][s]["accuracy"]
+
+
+def _authors_bn_update(model, batches):
+    """The SWA authors' bn_update, re-implemented in plain PyTorch: reset, then momentum b / (n + b) per batch."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+    model.train()
+    n = 0
+    with torch.no_grad():
+        for x in batches:
+            b = x.size(0)
+            for m in bns:
+                m.momentum = b / (n + b)
+            model(x)
+            n += b
+    return model.eval()
+
+
+@pytest.mark.parametrize("fast", [None, False])
+def test_recalibrate_weights_batches_by_samples_like_the_authors(ds, fast):
+    m = _model("cnn1d_bn", ds)
+    u = probe.make_direction("filter", m, seed=5)
+    bs = 48  # the last training batch is short: sample and batch weighting differ
+    assert len(ds.train_x) % bs
+    a = 0.4
+    res = probe.curve(m, ds, u, [-a, 0.0, a], bn="recalibrate", bn_batch_size=bs, fast=fast)
+    fresh = copy.deepcopy(m)
+    with torch.no_grad():
+        for n, p in fresh.named_parameters():
+            p.add_(u.tensors[n], alpha=a)
+    _authors_bn_update(fresh, [ds.train_x[i:i + bs] for i in range(0, len(ds.train_x), bs)])
+    with torch.no_grad():
+        out = fresh(ds.test_x)
+    ref = F.cross_entropy(out, ds.test_y, reduction="sum").double().item() / len(ds.test_y)
+    assert res["splits"]["test"]["loss"][2] == pytest.approx(ref, rel=1e-6)
+    assert res["kernels"] == ("generic" if fast is False else "fused")
+    batches = probe.points(m, ds, u, [[a]], bn="recalibrate:batches", bn_batch_size=bs, fast=fast)
+    assert batches["bn"] == "recalibrate:batches"
+    assert batches["splits"]["test"]["loss"][0] != pytest.approx(ref, rel=1e-6)

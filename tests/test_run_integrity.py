@@ -178,3 +178,30 @@ def test_write_check_writes_instead_of_asking(tmp_path):
         check_writable("/proc/asymvalley-out.json")
     check_writable(tmp_path / "new" / "deeper" / "x.json")
     assert list(tmp_path.iterdir()) == []  # the test file was removed, no folder was created
+
+
+def test_a_directory_in_use_is_refused_with_one_line(cli, runs, tmp_path):
+    """Deterministic half of the race: while another writer holds the lock, `train` (fresh or --resume) writes nothing."""
+    from asymvalley.io import directory_lock
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    before = {p: p.read_bytes() for p in runs["full"].rglob("*") if p.is_file()}
+    args = ("train", "--model", "mlp", "--dataset", "synthetic", "--epochs", "2", "--swa-start", "1",
+            "--sgd-after-swa-epochs", "0", "--quiet")
+    for target, extra in ((fresh, ()), (runs["full"], ("--resume",))):
+        with directory_lock(target):
+            code, _, err = cli(*args, *extra, "--out", target)
+        assert (code, err) == (2, f"error: --out {target} is in use by another asymvalley process; wait for it to finish "
+                                  f"or choose another --out\n")
+    assert list(fresh.iterdir()) == []
+    assert {p: p.read_bytes() for p in runs["full"].rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("module", ["asymvalley.io", "asymvalley.limits", "asymvalley.train.fingerprint"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    res = doctest.testmod(importlib.import_module(module))
+    assert res.failed == 0 and res.attempted > 0

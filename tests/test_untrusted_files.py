@@ -112,7 +112,8 @@ CURVES = [
     ({"alphas": [-1, 0, 1], "splits": {"train": {"loss": ["a", "b", "c"]}}}, "values[0] must be a 1-D list of numbers"),
     ({"alphas": [-1, 0, 1], "splits": {"train": {"loss": [1, 0, 1], "slope": "s"}}}, "values[1] must be a 1-D list of numbers"),
     ({"alphas": [-1, 0, 1], "splits": [1]}, "curve is missing 'alphas' or 'splits'; pass a curve.json written by 'asymvalley probe'"),
-    ({"alphas": [-1, 0, 1], "splits": {"train": [1, 0, 1]}}, "curve has no split 'train'; available: train"),
+    ({"alphas": [-1, 0, 1], "splits": {"train": [1, 0, 1]}},
+     "split 'train' of the curve is a list, not an object with a 'loss' list; pass a curve.json written by 'asymvalley probe'"),
     ({"alphas": [-1, 0, 1], "splits": {"train": {"loss": [1, 0]}}}, "values[0] has 2 values but alphas has 3; they must match"),
 ]
 

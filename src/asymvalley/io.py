@@ -44,8 +44,9 @@ __all__ = ["atomic_write_bytes", "atomic_write_text", "write_json", "json_text",
 MAX_JSON_BYTES = 256 << 20  # a curve of 100,000 points with slopes is ~10 MB
 MAX_INT_DIGITS = 30
 RUN_FILES = frozenset({"run.sqlite", "run.sqlite-wal", "run.sqlite-shm", "run.sqlite-journal", "state.pt", "metrics.json",
-                       "checkpoints", ".lock", "results.json", "report.html", "figures", "runs"})
-"""Names a run (or reproduce) directory owns; nothing may be written over them from outside."""
+                       "checkpoints", ".lock", "results.json", "report.html", "figures"})
+"""Names a run (or reproduce) directory owns; nothing may be written over them from outside. (A reproduce
+directory's ``runs/`` is not listed: ``reproduce`` trains its runs there, each in a fingerprint-named folder.)"""
 
 
 def _umask() -> int:

@@ -137,8 +137,11 @@ def curve_split(curve: Any, split: str = "train", *, min_points: int = 3):
     if "alphas" not in curve or "splits" not in curve or not isinstance(curve["splits"], dict):
         raise UsageError("curve is missing 'alphas' or 'splits'; pass a curve.json written by 'asymvalley probe'")
     splits = curve["splits"]
-    if split not in splits or not isinstance(splits[split], dict):
+    if split not in splits:
         raise UsageError(f"curve has no split {split!r}; available: {', '.join(map(str, splits)) or 'none'}")
+    if not isinstance(splits[split], dict):
+        raise UsageError(f"split {split!r} of the curve is a {type(splits[split]).__name__}, not an object with a 'loss' list; "
+                         "pass a curve.json written by 'asymvalley probe'")
     data = splits[split]
     if "loss" not in data:
         raise UsageError(f"split {split!r} has no 'loss' list")

@@ -35,7 +35,7 @@ from scipy import stats
 
 __all__ = ["REPRODUCED", "FRAGILE", "INCONCLUSIVE", "NOT_REPRODUCED", "VERIFIED", "VERDICTS",
            "SUPPORTS", "CONTRADICTS", "UNDECIDED", "CLASSES", "CONTRADICTING_SHARE", "ALPHA",
-           "Interval", "t_interval", "t_interval_from_summary", "cluster_bootstrap", "Rule", "TestResult", "CellResult", "run_test",
+           "Interval", "t_interval", "t_interval_from_summary", "cluster_bootstrap", "Rule", "CheckResult", "CellResult", "run_test",
            "judge_cell", "holm", "auc_greater", "Verdict", "decide", "combine_datasets"]
 
 REPRODUCED, FRAGILE, INCONCLUSIVE, NOT_REPRODUCED, VERIFIED = (
@@ -188,7 +188,7 @@ class Rule:
 
 
 @dataclass(frozen=True)
-class TestResult:
+class CheckResult:
     name: str
     rule: Rule
     interval: Interval
@@ -201,7 +201,7 @@ class TestResult:
 
 
 def run_test(name: str, rule: Rule, per_seed: Sequence[float | None] | dict | None = None,
-             interval: Interval | None = None) -> TestResult:
+             interval: Interval | None = None) -> CheckResult:
     """Apply ``rule`` to one value per seed (t-interval) or to a ready ``interval`` (e.g. a cluster bootstrap)."""
     if interval is None and isinstance(per_seed, dict) and "exact" in per_seed:  # exact enumeration: no sampling error
         x = float(per_seed["exact"])
@@ -209,7 +209,7 @@ def run_test(name: str, rule: Rule, per_seed: Sequence[float | None] | dict | No
     elif interval is None and isinstance(per_seed, dict):  # sufficient statistics {"mean", "sd", "n"}
         interval = t_interval_from_summary(per_seed["mean"], per_seed["sd"], per_seed["n"])
     iv = interval if interval is not None else t_interval(per_seed or [])
-    return TestResult(name, rule, iv, rule.classify(iv), rule.p_contradicts(iv))
+    return CheckResult(name, rule, iv, rule.classify(iv), rule.p_contradicts(iv))
 
 
 @dataclass(frozen=True)
@@ -217,7 +217,7 @@ class CellResult:
     """One sensitivity-grid cell: its settings, its tests and its class."""
 
     cell: dict
-    tests: tuple[TestResult, ...]
+    tests: tuple[CheckResult, ...]
     klass: str
     p_contradicts: float
     faithful: bool = False
@@ -228,7 +228,7 @@ class CellResult:
                 "tests": [t.as_dict() for t in self.tests], **({"note": self.note} if self.note else {})}
 
 
-def judge_cell(cell: dict, tests: Sequence[TestResult], faithful: bool = False, note: str = "") -> CellResult:
+def judge_cell(cell: dict, tests: Sequence[CheckResult], faithful: bool = False, note: str = "") -> CellResult:
     """A cell supports when every test supports and contradicts when any does (Bonferroni p over its tests)."""
     classes = [t.klass for t in tests]
     klass = CONTRADICTS if CONTRADICTS in classes else SUPPORTS if classes and all(

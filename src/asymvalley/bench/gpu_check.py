@@ -6,7 +6,6 @@ on the GPU, probe a 21-point train+test curve, and print images/s of both next t
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import torch
@@ -110,8 +109,9 @@ def main() -> None:
     print(f"plain  : {r['plain_forward_images_per_s']:10.0f} images/s  (torch.no_grad eval forward loop)")
     print(f"probe / plain = {r['probe_vs_plain']:.3f}")
     if a.out:
-        with open(a.out, "w") as fh:
-            json.dump(r, fh, indent=1)
+        from ..io import write_json
+
+        write_json(a.out, r)
 
 
 if __name__ == "__main__":

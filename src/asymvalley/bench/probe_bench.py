@@ -24,6 +24,9 @@ What is measured, in one run:
   for each model; memory must not grow with the number of points.
 * ``loadavg_before``/``loadavg_after``: the machine's load, since a shared
   machine makes every timing (and OpenMP in particular) unreliable.
+* ``jobs``: the engine-v2 jobs of `asymvalley.bench.probe_jobs` (a user's module and its
+  ``nn.Sequential`` twin, ``resnet20``, slopes, BN re-estimation along an interpolation),
+  each next to its plain-loop reference and with the kernels used.
 * ``bn_recalibrate``: for BN models, full ``recalibrate`` against
   ``recalibrate:N`` on ``recal_points`` alphas: time of each and the maximum
   absolute deviation of the loss and accuracy curves.
@@ -182,7 +185,7 @@ def _best(fn, repeats: int) -> tuple[float, Any]:
 
 def run_probe_bench(models: Sequence[str] = ("mlp", "cnn1d_bn"), dataset: str = "mnist1d", points: int = 41, device: str = "cpu",
                     repeats: int = 5, rss_points: Sequence[int] = (41, 401), recal_points: int = 11, recal_n: int = 500,
-                    verbose: bool = True) -> dict:
+                    verbose: bool = True, jobs: bool = True, cifar: str = "synthetic-cifar") -> dict:
     """Run the probe benchmark and return the ``bench.json`` dict (see the module docstring)."""
     from .. import probe
     from ..probe.bn import bn_modules
@@ -251,6 +254,10 @@ def run_probe_bench(models: Sequence[str] = ("mlp", "cnn1d_bn"), dataset: str = 
                                           "max_rel_dev_loss": rel, "max_abs_dev_accuracy": da})
             say(f"{name}: recalibrate {full_s:.2f}s vs recalibrate:{recal_n} {sub_s:.2f}s ({sub_s / full_s:.2f}x), "
                 f"max |dloss| {dl:.4f} (rel {rel:.3f}), max |dacc| {da:.4f}")
+    if jobs:
+        from .probe_jobs import run_jobs
+
+        out["jobs"] = run_jobs(dataset, cifar, points, lambda fns: _best_interleaved(fns, repeats), say, peak)
     peaks.append(matmul_peak_gflops())
     if max(peaks) > peak:  # the machine's peak is the best of all measurements; ratios use it
         say(f"fp32 matmul peak, best of {len(peaks)} measurements (start, between timings, end): {max(peaks):.1f} GFLOP/s; ratios rescaled to it")
@@ -269,8 +276,8 @@ def run_probe_bench(models: Sequence[str] = ("mlp", "cnn1d_bn"), dataset: str = 
 
 if __name__ == "__main__":  # python -m asymvalley.bench.probe_bench [out.json]
     res = run_probe_bench()
-    text = json.dumps(res, indent=1)
+    from ..io import json_text, write_json
+
     if len(sys.argv) > 1:
-        with open(sys.argv[1], "w") as fh:
-            fh.write(text + "\n")
-    print(text)
+        write_json(sys.argv[1], res)
+    print(json_text(res), end="")

@@ -35,7 +35,7 @@ import typer
 
 from ..analysis.asymmetry import MIN_POINTS
 from ..errors import UsageError
-from ..io import atomic_write_text, json_text, refuse_clobber
+from ..io import atomic_write_text, check_writable, json_text, refuse_clobber
 from ..io import read_json as _read_json
 
 __all__ = ["register", "read_json", "read_curve", "write_json", "asymmetry_line"]
@@ -50,6 +50,7 @@ def read_json(path: Path) -> Any:
 
 def write_json(path: Path, obj: Any) -> None:
     """Write plain JSON atomically with the one JSON writer (`asymvalley.io`; non-finite -> null)."""
+    check_writable(path, "--out")  # a missing or unwritable folder: the one --out message
     try:
         atomic_write_text(path, json_text(obj))
     except OSError as exc:

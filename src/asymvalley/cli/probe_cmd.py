@@ -8,7 +8,6 @@ one ``error:`` line with exit status 2 and no output file, no store rows.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -17,7 +16,6 @@ import typer
 from ..errors import UsageError
 
 RUN_CHECKPOINTS = ("sgd", "swa", "sgd_after_swa")
-_PAIR = re.compile(r"^(?P<a>.+?)->(?P<b>.+)$")
 
 
 def _resolve_ckpt(run_dir: Path | None, ref: str) -> Path:
@@ -34,44 +32,39 @@ def _resolve_ckpt(run_dir: Path | None, ref: str) -> Path:
     raise UsageError(f"checkpoint {ref!r} is not a .pt file; give a path, or probe a run directory to use names like swa")
 
 
-def parse_direction_spec(spec: str) -> tuple[str, dict[str, Any]]:
-    """``KIND``, ``KIND:OPT`` or ``KIND:A->B`` -> (kind, options); a ``.pt`` path means a saved direction."""
-    from ..probe.directions import DIRECTIONS
+class _RunInputs:
+    """What a direction kind may need (`asymvalley.probe.direction_spec.DirectionInputs`), from a run directory."""
 
-    spec = spec.strip()
-    if spec.endswith(".pt"):
-        return "file", {"path": spec}
-    kind, _, arg = spec.partition(":")
-    DIRECTIONS.get(kind)  # unknown kind -> one line listing the known ones
-    opts: dict[str, Any] = {}
-    if kind in ("interp", "inter_plus_rand"):
-        m = _PAIR.match(arg)
-        if not m:
-            raise UsageError(f"direction {spec!r} needs two end points; write --direction {kind}:A->B, e.g. {kind}:swa->sgd_after_swa")
-        opts["pair"] = (m["a"].strip(), m["b"].strip())
-    elif kind in ("filter", "layer"):
-        if arg not in ("", "zero", "keep"):
-            raise UsageError(f"direction {spec!r}: the option after ':' is the bias treatment, 'zero' or 'keep' (e.g. filter:keep)")
-        opts["bias"] = arg or "zero"
-    elif kind in ("pca", "hessian"):
-        if arg:
-            if not arg.isdigit():
-                raise UsageError(f"direction {spec!r}: the option after ':' is a component index, e.g. {kind}:0")
-            opts["component"] = int(arg)
-    elif arg:
-        raise UsageError(f"direction {kind!r} takes no option (got {arg!r}); write --direction {kind}")
-    return kind, opts
+    def __init__(self, run_dir: Path | None, ckpt: dict, center_path: Path, space, dataset):
+        self.run_dir, self.ckpt, self.center_path, self.space, self.dataset = run_dir, ckpt, center_path, space, dataset
 
+    def endpoints(self, a: str, b: str):
+        from ..checkpoint import read_checkpoint
 
-MAX_HESSIAN_COMPONENT = 63
-"""Lanczos keeps k + 1 >= component + 2 vectors of the model's size: components above 63 are refused."""
+        end_path = _resolve_ckpt(self.run_dir, b)
+        other, ckpt = read_checkpoint(end_path), self.ckpt
+        if other["model"] != ckpt["model"] or dict(other["model_kwargs"]) != dict(ckpt["model_kwargs"]):
+            raise UsageError(f"checkpoint {end_path} is a {other['model']!r} {other['model_kwargs']} but {self.center_path} is a "
+                             f"{ckpt['model']!r} {ckpt['model_kwargs']}; interpolate between checkpoints of one architecture")
+        names = self.space.names
+        return ({n: ckpt["state_dict"][n] for n in names if n in ckpt["state_dict"]},
+                {n: other["state_dict"][n] for n in names if n in other["state_dict"]})
 
+    def trajectory(self):
+        from ..checkpoint import read_checkpoint
 
-def _check_hessian_component(component: int, n_params: int) -> None:
-    top = min(MAX_HESSIAN_COMPONENT, n_params - 1)
-    if component > top:
-        raise UsageError(f"--direction hessian:{component} asks for eigenvector {component}, but at most hessian:{top} is "
-                         f"computed (the model has {n_params:,} parameters, the limit is {MAX_HESSIAN_COMPONENT}); choose a lower index")
+        if self.run_dir is None:
+            raise UsageError("--direction pca needs a run directory with epoch snapshots (RUN/checkpoints/epoch_NNN.pt)")
+        traj = []
+        for sp in sorted((self.run_dir / "checkpoints").glob("epoch_*.pt")):
+            c = read_checkpoint(sp)
+            if c["model"] != self.ckpt["model"]:
+                raise UsageError(f"snapshot {sp} is a {c['model']!r} but the centre is a {self.ckpt['model']!r}; use snapshots of one run")
+            traj.append(c["state_dict"])
+        return traj + [dict(self.ckpt["state_dict"])]
+
+    def train_data(self):
+        return self.dataset.prepare(self.dataset.train_x), self.dataset.train_y
 
 
 def parse_range(value: tuple[str, str]) -> tuple[float, float]:
@@ -99,7 +92,7 @@ def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, f
     from ..probe import distributed
     from ..probe.bn import parse_bn
     from ..probe.request import check_autocast, check_batch_size, check_device
-    from ..probe.directions import Direction, make_direction
+    from ..probe.direction_spec import parse_spec, resolve
     from ..probe.space import ParamSpace
     from ..store import STORE_NAME, RunStore
 
@@ -133,7 +126,7 @@ def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, f
         from ..checkpoint import check_writable
 
         check_writable(out, "--out")  # before any point is computed
-    kind, opts = parse_direction_spec(direction)
+    spec = parse_spec(direction)
 
     tpath = Path(target)
     run_dir: Path | None = None
@@ -153,57 +146,21 @@ def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, f
     else:
         raise UsageError(f"{target} does not exist; pass a run directory or a checkpoint .pt file")
 
-    # -- centre checkpoint -------------------------------------------------------------
-    if kind in ("interp", "inter_plus_rand"):
-        a, b = opts["pair"]
-        center_path = _resolve_ckpt(run_dir, a)
-        end_path = _resolve_ckpt(run_dir, b)
+    # -- centre checkpoint (the first end point of a two-point direction) and the direction -----
+    if spec.start is not None:
+        center_path = _resolve_ckpt(run_dir, spec.start)
     else:
-        if tpath.is_dir():
-            name = checkpoint or "sgd"
-            center_path = _resolve_ckpt(run_dir, name)
-        else:
-            center_path = tpath
+        center_path = _resolve_ckpt(run_dir, checkpoint or "sgd") if tpath.is_dir() else tpath
     if out is not None:
         from ..io import refuse_clobber
 
-        ends = [center_path, end_path] if kind in ("interp", "inter_plus_rand") else [center_path]
-        refuse_clobber(out, "--out", inputs=[tpath, *ends, opts.get("path")])
+        ends = [center_path] + ([_resolve_ckpt(run_dir, spec.options["pair"][1])] if "pair" in spec.options else [])
+        refuse_clobber(out, "--out", inputs=[tpath, *ends, spec.options.get("path")])
     ckpt = read_checkpoint(center_path)
     model = build_model(ckpt, center_path).eval()
     space = ParamSpace(model)
     dataset = avdata.load(ckpt["dataset"])
-
-    # -- direction ---------------------------------------------------------------------
-    if kind == "file":
-        u = Direction.load(opts["path"])
-    elif kind in ("interp", "inter_plus_rand"):
-        other = read_checkpoint(end_path)
-        if other["model"] != ckpt["model"] or dict(other["model_kwargs"]) != dict(ckpt["model_kwargs"]):
-            raise UsageError(f"checkpoint {end_path} is a {other['model']!r} {other['model_kwargs']} but {center_path} is a "
-                             f"{ckpt['model']!r} {ckpt['model_kwargs']}; interpolate between checkpoints of one architecture")
-        start_sd = {n: ckpt["state_dict"][n] for n in space.names if n in ckpt["state_dict"]}
-        end_sd = {n: other["state_dict"][n] for n in space.names if n in other["state_dict"]}
-        u = make_direction(kind, model, seed=seed, space=space, start=start_sd, end=end_sd, names=opts["pair"])
-    elif kind == "pca":
-        if run_dir is None:
-            raise UsageError("--direction pca needs a run directory with epoch snapshots (RUN/checkpoints/epoch_NNN.pt)")
-        snaps = sorted((run_dir / "checkpoints").glob("epoch_*.pt"))
-        traj = []
-        for sp in snaps:
-            c = read_checkpoint(sp)
-            if c["model"] != ckpt["model"]:
-                raise UsageError(f"snapshot {sp} is a {c['model']!r} but the centre is a {ckpt['model']!r}; use snapshots of one run")
-            traj.append(c["state_dict"])
-        traj.append({n: t for n, t in ckpt["state_dict"].items()})
-        u = make_direction("pca", model, seed=None, space=space, trajectory=traj, component=opts.get("component", 0))
-    elif kind == "hessian":
-        _check_hessian_component(opts.get("component", 0), space.numel)
-        u = make_direction("hessian", model, seed=seed, space=space, x=dataset.prepare(dataset.train_x), y=dataset.train_y,
-                           component=opts.get("component", 0))
-    else:
-        u = make_direction(kind, model, seed=seed, space=space, **{k: v for k, v in opts.items()})
-    u.check(space)
+    u = resolve(spec, model, _RunInputs(run_dir, ckpt, center_path, space, dataset), seed=seed, space=space)
 
     # -- evaluate (writes the store in chunks), then the JSON ----------------------------
     distributed.init_from_env(device)

@@ -53,6 +53,10 @@ def register(app: typer.Typer) -> None:
         if data_dir is not None:
             settings["dataset_kwargs"] = {"data_dir": data_dir}
         cfg = TrainConfig(**settings)
+        from ..io import refuse_clobber
+
+        # here, not in run_training: reproduce trains into its own DIR/runs/; --out is never an input nor another run's files
+        refuse_clobber(out, "--out", inputs=[cfg.init_checkpoint])
         t0 = time.perf_counter()
         metrics = run_training(cfg, out, resume=resume, progress=not quiet, log=typer.echo)
         from ..dist import is_main

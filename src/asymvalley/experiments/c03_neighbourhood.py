@@ -42,7 +42,7 @@ class Config:
     rules: dict = field(default_factory=lambda: {TEST_NAME: Rule("greater", 0.8)})
 
     def reduced(self) -> "Config":
-        return replace(self, families=("uniform",))
+        return replace(self, families=("uniform",), radius_ratios=(6.25,))
 
 
 def _perp(space: probe.ParamSpace, flat: torch.Tensor, i: int) -> probe.Direction:

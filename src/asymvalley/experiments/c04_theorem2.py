@@ -88,8 +88,12 @@ class Theorem2(Experiment):
                               "symmetric": analysis.figure5_data(sym_traj)}
         f = next(x for x in cells if x["faithful"])
         t = list(f["tests"].values())
-        numbers = {"E[w_bar] at c = 15 (steps)": t[0]["mean"], "symmetric control (steps)": t[1]["mean"],
-                   "simulation seeds": cfg.theorem2_seeds, "steps": cfg.theorem2_steps, **f["hypothesis"]}
+        h = f["hypothesis"]
+        numbers = {"E[w_bar] at c = 15 (in steps eta a+)": t[0]["mean"], "symmetric control (in steps)": t[1]["mean"],
+                   "simulation seeds": cfg.theorem2_seeds, "steps": cfg.theorem2_steps,
+                   "b+ / b- of the simulated valley": [h["b_plus"], h["b_minus"]],
+                   "hypothesis c' = -(b- - nu)/b+ < e^{c/3}/6": f"{h['c_prime']:.3g} < {h['bound']:.3g}: "
+                                                               f"{'holds' if h['holds'] else 'fails'}"}
         return {"datasets": {"simulation": {"cells": cells}}, "figure": figure, "numbers": numbers}
 
     def figures(self, result: dict, cfg: Config, fig_dir) -> list[str]:

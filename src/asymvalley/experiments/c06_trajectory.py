@@ -40,7 +40,7 @@ class Config:
     rules: dict = field(default_factory=lambda: {SETTLES: Rule("less", 0.0), SIDE: Rule("greater", 0.5)})
 
     def reduced(self) -> "Config":
-        return replace(self, trajectory_stride=2)
+        return self  # the reduced sizes (stride, range cells) come from the preset
 
 
 def relative_change(prev, cur) -> float | None:

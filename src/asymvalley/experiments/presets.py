@@ -46,25 +46,28 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "quick": Preset(
-        "quick", sizes={"n_directions": 8, "points": 31, "n_neighbours": 6, "theorem2_seeds": 2000, "theorem2_steps": 4000,
-                        "theorem1_instances": 200, "n_c11_directions": 10, "n_width_directions": 6, "width_points": 21},
+        "quick", sizes={"n_directions": 4, "points": 21, "range_scales": (1.0, 0.5), "n_neighbours": 4,
+                        "theorem2_seeds": 2000, "theorem2_steps": 4000, "theorem1_instances": 200, "n_c11_directions": 4,
+                        "n_width_directions": 4, "width_points": 21, "n_inter_rand": 4, "figure_points": 11,
+                        "trajectory_stride": 4},
         dropped="digits; seeds beyond one (so every claim that needs an interval over seeds is inconclusive); "
-                "BN recalibration cells; the filter-normalised direction family; the mlp solutions; "
-                "fewer directions, neighbours and simulation seeds"),
+                "BN recalibration cells where recalibration is not the faithful policy; the filter-normalised "
+                "direction family; the mlp solutions; the x2 range cells; C3's other ball radii; fewer directions "
+                "(4 per family), neighbours (4), snapshots (every 4th epoch) and simulation seeds"),
+    "smoke": Preset(
+        "smoke", datasets=("synthetic",), models={"synthetic": {"bn": "cnn1d_bn", "nobn": "cnn1d", "extra": "mlp"}},
+        n_seeds=2, train={"epochs": 3, "swa_start": 2, "sgd_after_swa_epochs": 1},
+        sizes={"n_directions": 2, "points": 9, "n_neighbours": 2, "theorem2_seeds": 200, "theorem2_steps": 400,
+               "theorem1_instances": 12, "n_c11_directions": 3, "trajectory_stride": 1, "n_width_directions": 2,
+               "width_points": 9, "figure_points": 5, "two_param_epochs": 4, "surface_points": 7, "n_inter_rand": 2,
+               "range_scales": (1.0, 0.5), "thesis_directions": 1, "thesis_points": 7},
+        meaningful=False, dropped="everything that makes a verdict meaningful: tiny synthetic data, 4 epochs"),
     "full": Preset(
         "full", datasets=("mnist1d", "digits"), models={"mnist1d": MNIST1D, "digits": DIGITS}, n_seeds=6,
         default_seed=DESIGN_SEEDS_BELOW, reduced=False,
         sizes={"n_directions": 10, "points": 41, "n_neighbours": 10, "theorem2_seeds": 10000, "theorem2_steps": 10000,
                "theorem1_instances": 1000, "n_c11_directions": 20},
         dropped="the paper's CIFAR data sets and ResNets (preset paper)"),
-    "smoke": Preset(
-        "smoke", datasets=("synthetic",), models={"synthetic": {"bn": "cnn1d_bn", "nobn": "cnn1d", "extra": "mlp"}},
-        n_seeds=2, train={"epochs": 3, "swa_start": 2, "sgd_after_swa_epochs": 1},
-        sizes={"n_directions": 2, "points": 9, "n_neighbours": 2, "theorem2_seeds": 200, "theorem2_steps": 400,
-               "theorem1_instances": 12, "n_c11_directions": 3, "trajectory_stride": 1, "n_width_directions": 2,
-               "width_points": 9, "figure_points": 7, "two_param_epochs": 4, "surface_points": 7,
-               "thesis_directions": 1, "thesis_points": 7},
-        meaningful=False, dropped="everything that makes a verdict meaningful: tiny synthetic data, 4 epochs"),
     "paper": Preset(
         "paper", datasets=("cifar10",), models={"cifar10": {"bn": "vgg16_bn", "nobn": "vgg16", "extra": "resnet110"}},
         n_seeds=3, default_seed=DESIGN_SEEDS_BELOW, reduced=False, device="cuda",

@@ -17,7 +17,7 @@ __all__ = ["FAMILIES", "ZERO_MEAN", "direction", "sub_range", "strongest_c", "ce
 
 FAMILIES = ("uniform", "gaussian", "filter")   # the paper's (0, 1) directions, then two zero-mean controls
 ZERO_MEAN = ("gaussian", "filter")
-MIN_POINTS = 3                                 # grid points per side of a certificate
+MIN_POINTS = analysis.asymmetry.MIN_POINTS    # grid points per side of a certificate: the one default (3)
 
 
 def direction(family: str, model: torch.nn.Module, seed: int) -> probe.Direction:

@@ -55,8 +55,10 @@ def to_device(batch: Any, device: torch.device) -> Any:
         return batch.to(device, non_blocking=True)
     if isinstance(batch, Mapping):
         return {k: to_device(v, device) for k, v in batch.items()}
-    if isinstance(batch, (tuple, list)):
-        return type(batch)(to_device(v, device) for v in batch) if type(batch) in (tuple, list) else [to_device(v, device) for v in batch]
+    if isinstance(batch, tuple):
+        return tuple(to_device(v, device) for v in batch)
+    if isinstance(batch, list):
+        return [to_device(v, device) for v in batch]
     return batch
 
 
@@ -186,6 +188,13 @@ def _is_pair(batch: Any) -> bool:
             and batch[0].dim() >= 1 and batch[1].dim() >= 1 and len(batch[0]) == len(batch[1]))
 
 
+def _joinable(pairs: Sequence[Any]) -> bool:
+    """Pairs that concatenate into one ``(x, y)``: the same per-sample shapes and dtypes (not padded per batch)."""
+    x0, y0 = pairs[0]
+    return all(x.shape[1:] == x0.shape[1:] and y.shape[1:] == y0.shape[1:] and x.dtype == x0.dtype and y.dtype == y0.dtype
+               for x, y in pairs)
+
+
 def batches_of(loader: Iterable, split: str, device: torch.device, budget: int, join_pairs: bool = True) -> tuple[Any, Any]:
     """``(x, y)`` resident tensors, or ``(None, source)`` with a list of batches or a `Streamed` loader.
 
@@ -207,7 +216,7 @@ def batches_of(loader: Iterable, split: str, device: torch.device, budget: int, 
         kept.append(batch)
     if not kept:
         raise UsageError(f"split {split!r} yields no batches; give it at least one sample")
-    if join_pairs and all(_is_pair(b) for b in kept):
+    if join_pairs and all(_is_pair(b) for b in kept) and _joinable(kept):
         return (torch.cat([b[0] for b in kept]).to(device), torch.cat([b[1] for b in kept]).to(device)), None
     return None, [to_device(b, device) for b in kept]
 

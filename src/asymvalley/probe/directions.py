@@ -54,10 +54,37 @@ from ..errors import UsageError
 from ..registry import Registry
 from .space import ParamSpace, tensors_digest
 
-__all__ = ["Direction", "DIRECTIONS", "register_direction", "make_direction", "direction_names", "load_direction"]
+__all__ = ["Direction", "DIRECTIONS", "SYNTAX", "KindSyntax", "register_direction", "make_direction", "direction_names", "load_direction"]
 
 DIRECTIONS: Registry = Registry("direction kind")
-register_direction = DIRECTIONS.register
+
+MAX_HESSIAN_COMPONENT = 63
+"""Lanczos keeps k + 1 >= component + 2 vectors of the model's size: components above 63 are refused."""
+
+
+@dataclass(frozen=True)
+class KindSyntax:
+    """What a direction kind declares: the option after ``KIND:`` and the inputs it needs.
+
+    ``option``: ``None`` (no option), ``"bias"`` (``zero``/``keep``), ``"pair"`` (``A->B``, two
+    checkpoints) or ``"component"`` (an index). ``needs``: any of ``"endpoints"`` (two weight
+    points), ``"trajectory"`` (training snapshots), ``"train_data"`` (``x``, ``y``).
+    """
+
+    option: str | None = None
+    needs: tuple[str, ...] = ()
+    example: str = ""
+
+
+#: the syntax each registered kind declared (`register_direction`)
+SYNTAX: dict[str, KindSyntax] = {}
+
+
+def register_direction(name: str, option: str | None = None, needs: Sequence[str] = (), example: str | None = None):
+    """Register a direction factory ``f(space, model, seed, **options_and_inputs) -> Direction`` under
+    ``name``, with the option syntax and inputs it declares (`KindSyntax`)."""
+    SYNTAX[name] = KindSyntax(option, tuple(needs), example or name)
+    return DIRECTIONS.register(name)
 
 
 @dataclass
@@ -165,7 +192,7 @@ def _rescale(u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     return u * (w.norm() / un) if un > 0 else u
 
 
-@register_direction("filter")
+@register_direction("filter", option="bias", example="filter:keep")
 def filter_normalised(space: ParamSpace, seed: int | None = 0, bias: str = "zero", **_: Any) -> Direction:
     if bias not in ("zero", "keep"):
         raise UsageError(f"filter direction: bias must be 'zero' or 'keep', not {bias!r}")
@@ -182,7 +209,7 @@ def filter_normalised(space: ParamSpace, seed: int | None = 0, bias: str = "zero
     return Direction(out, "filter", seed, info={"normalisation": "filter", "bias": bias})
 
 
-@register_direction("layer")
+@register_direction("layer", option="bias", example="layer:keep")
 def layer_normalised(space: ParamSpace, seed: int | None = 0, bias: str = "zero", **_: Any) -> Direction:
     if bias not in ("zero", "keep"):
         raise UsageError(f"layer direction: bias must be 'zero' or 'keep', not {bias!r}")
@@ -206,14 +233,15 @@ def _endpoints(space: ParamSpace, a: Mapping[str, torch.Tensor] | None, b: Mappi
     return {n: (b[n].to(space.center[n]) - a[n].to(space.center[n])) for n in space.names}
 
 
-@register_direction("interp")
+@register_direction("interp", option="pair", needs=("endpoints",), example="interp:swa->sgd_after_swa")
 def interp(space: ParamSpace, seed: int | None = None, start: Mapping | None = None, end: Mapping | None = None,
            names: Sequence[str] = ("A", "B"), **_: Any) -> Direction:
     diff = _endpoints(space, start, end, "interp")
     return Direction(diff, "interp", None, info={"from": names[0], "to": names[1], "normalisation": "none"})
 
 
-@register_direction("inter_plus_rand")
+@register_direction("inter_plus_rand", option="pair", needs=("endpoints",),
+                    example="inter_plus_rand:swa->sgd_after_swa")
 def inter_plus_rand(space: ParamSpace, seed: int | None = 0, start: Mapping | None = None, end: Mapping | None = None,
                     names: Sequence[str] = ("A", "B"), **_: Any) -> Direction:
     inter = _unit(_endpoints(space, start, end, "inter_plus_rand"))
@@ -222,7 +250,7 @@ def inter_plus_rand(space: ParamSpace, seed: int | None = 0, start: Mapping | No
     return Direction(u, "inter_plus_rand", seed, info={"from": names[0], "to": names[1], "normalisation": "u_inter + u_rand (both unit)"})
 
 
-@register_direction("pca")
+@register_direction("pca", option="component", needs=("trajectory",), example="pca:0")
 def pca(space: ParamSpace, seed: int | None = None, trajectory: Sequence[Mapping[str, torch.Tensor]] | None = None,
         component: int = 0, **_: Any) -> Direction:
     if not trajectory or len(trajectory) < 2:
@@ -246,11 +274,15 @@ def pca(space: ParamSpace, seed: int | None = None, trajectory: Sequence[Mapping
                      info={"component": int(component), "explained_variance": explained, "snapshots": len(trajectory)})
 
 
-@register_direction("hessian")
+@register_direction("hessian", option="component", needs=("train_data",), example="hessian:0")
 def hessian(space: ParamSpace, model: nn.Module, seed: int | None = 0, x: torch.Tensor | None = None, y: torch.Tensor | None = None,
             component: int = 0, iterations: int = 30, loss_fn: Callable | None = None, **_: Any) -> Direction:
     from .hessian import top_eigen
 
+    top = min(MAX_HESSIAN_COMPONENT, space.numel - 1)
+    if component > top:
+        raise UsageError(f"--direction hessian:{component} asks for eigenvector {component}, but at most hessian:{top} is "
+                         f"computed (the model has {space.numel:,} parameters, the limit is {MAX_HESSIAN_COMPONENT}); choose a lower index")
     if x is None or y is None:
         raise UsageError("hessian direction needs training data (x, y); pass x= and y= or probe a checkpoint with its data set")
     vals, vecs = top_eigen(model, space, x, y, k=component + 1, iterations=iterations, seed=seed, loss_fn=loss_fn)

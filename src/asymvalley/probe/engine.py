@@ -27,8 +27,10 @@ How the engine batches
   forward at the centre. Other CPU models with 1-D convolutions or BatchNorm
   run under `CpuFastPath`. Same mathematics, faster kernels; ``fast=False``
   turns both off.
-* **Slopes** ``d/dl L(w + l u)`` come from one forward-mode pass
-  (`torch.func.jvp`) over the same sweep, giving loss and derivative together.
+* **Slopes** ``d/dl L(w + l u)`` come from one forward-mode pass over the same
+  sweep, giving loss and derivative together: through the compiled fused chain
+  (`asymvalley.probe.fused_dual`, kernel ``fused-jvp``) where it applies, else
+  `torch.func.jvp` of the module's own forward.
 * **Chunks**: points are computed in chunks; with a store each finished chunk
   is written in one transaction, so a killed probe resumes without
   recomputing finished points. Under ``torchrun`` points are sharded across
@@ -150,7 +152,7 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
                           buffers={n: b.to(device) for n, b in model_buffers.items()}, batches=req.plan(),
                           n_splits=len(split_data), loss_fn=loss_fn, slopes=bool(slopes), device=device,
                           sample=split_data[0].prepare(split_data[0].x[:64]) if req.batch_fn is None else None,
-                          recal_batches=recal, batch_fn=req.batch_fn, split_names=split_names)
+                          recal_batches=recal, bn_weighting=policy.weighting, batch_fn=req.batch_fn, split_names=split_names)
 
     st, owned = _open_store(store)
     done: dict[int, dict[str, tuple]] = {}

@@ -8,29 +8,17 @@ bitwise identical.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
-from ..io import atomic_write_text, write_json
+from ..io import atomic_write_text, plain, write_json
 from ..errors import UsageError
 from ..experiments import EXPERIMENTS, claim_ids, configure, protocol, protocol_hash
 from ..experiments.presets import get_preset
 from ..store import STORE_NAME, RunStore
 from .html import render_html
 
-__all__ = ["build_report", "plain"]
-
-
-def plain(obj: Any) -> Any:
-    """JSON-safe copy: non-finite floats become None, tuples become lists."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [plain(v) for v in obj]
-    return obj
+__all__ = ["build_report"]
 
 
 def _claim(cid: str, unit: dict, preset, fig_dir: Path) -> dict:

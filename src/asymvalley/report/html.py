@@ -57,6 +57,19 @@ def _kv_table(d: dict) -> str:
     return f"<table>{rows}</table>" if rows else ""
 
 
+def _protocol_table(protocol: dict) -> str:
+    """The protocol's settings; rules written out as words."""
+    def rule(r: dict) -> str:
+        if r["kind"] == "within":
+            return f"inside {_fmt(r['value'])} ± {_fmt(r['margin'])}"
+        return f"{'above' if r['kind'] == 'greater' else 'below'} {_fmt(r['value'])}"
+
+    shown = {k: v for k, v in protocol.items() if k != "rules"}
+    shown.update({f"rule: {name}": f"95% interval {rule(r)}" for name, r in protocol.get("rules", {}).items()})
+    shown = {k: (", ".join(f"{a} = {_fmt(b)}" for a, b in v.items()) if isinstance(v, dict) else v) for k, v in shown.items()}
+    return _kv_table(shown)
+
+
 def _interval(iv: dict) -> str:
     if iv.get("estimate") is None:
         return "no data"
@@ -106,7 +119,7 @@ def _claim(c: dict, out: Path, seen: set) -> str:
         f"<div><h3>Ours</h3>{_kv_table(c['numbers'])}"
         f"{'<p>' + _e(c['sentence']) + '</p>' if c.get('sentence') else ''}</div></div>"
         f"<p class='crit'><b>Protocol</b> (fixed in code before the run; hash {_e(c['protocol_hash'])}): {_e(c['criterion'])}</p>"
-        f"<details><summary class='small'>protocol settings</summary>{_kv_table(c['protocol'])}</details>"
+        f"<details><summary class='small'>protocol settings</summary>{_protocol_table(c['protocol'])}</details>"
         f"{grids}{figs}"
         f"<details><summary class='small'>raw numbers (JSON)</summary><pre>{_e(raw)}</pre></details>")
 

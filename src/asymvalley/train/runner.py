@@ -31,7 +31,7 @@ from .. import models as model_registry
 from ..checkpoint import build_model, read_checkpoint, safe_torch_load, save_checkpoint, torch_bytes
 from ..dist import barrier, init_from_env, rank_world
 from ..errors import UsageError
-from ..io import atomic_write_bytes, atomic_write_text, check_writable, directory_lock, json_text, refuse_clobber
+from ..io import atomic_write_bytes, atomic_write_text, check_writable, directory_lock, json_text
 from ..progress import progress_bar
 from ..store import STORE_NAME, RunStore
 from .config import TrainConfig
@@ -64,7 +64,6 @@ def prepare_run(cfg: TrainConfig, out: str | Path, resume: bool) -> tuple[Path, 
     data = data_registry.load(cfg.dataset, **cfg.dataset_kwargs)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a directory; choose another path")
-    refuse_clobber(out, "--out", inputs=[cfg.init_checkpoint])
     check_writable(out, "--out", directory=True)
     if out.is_dir():
         check_run_dir(out, cfg, resume)  # early, on every rank; again under the lock before anything is written

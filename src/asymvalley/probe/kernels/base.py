@@ -46,6 +46,8 @@ class KernelInputs:
     sample: torch.Tensor | None
     #: BN re-estimation batches (prepared inputs) when the BN policy re-estimates statistics per point
     recal_batches: list[torch.Tensor] | None = None
+    #: how re-estimation weights its batches: "samples" (default) or "batches" (`asymvalley.probe.bn.BNPolicy`)
+    bn_weighting: str = "samples"
     #: the batch protocol (`asymvalley.probe.batches`): with a per-batch function, ``batches`` is a
     #: re-iterable of ``(split index, batch)`` and only the generic kernel applies
     batch_fn: Callable | None = None
@@ -95,7 +97,8 @@ class Kernel:
         if inp.recal_batches is None:
             return inp.buffers
         pre = recalibrated_buffers(sweep, {"model." + n: t for n, t in params.items()},
-                                   {"model." + n: b for n, b in inp.buffers.items()}, inp.recal_batches)
+                                   {"model." + n: b for n, b in inp.buffers.items()}, inp.recal_batches,
+                                   weighting=inp.bn_weighting)
         return {n[6:]: t for n, t in pre.items()}
 
 

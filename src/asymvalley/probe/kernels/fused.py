@@ -15,6 +15,7 @@ import torch
 
 from .. import fused_sweep, stats
 from ..fused_dual import bind_dual
+from ..fused_recal import recalibrated_chain_buffers
 from ..fused import FusedChain
 from ..space import preserve_module_state
 from .base import Kernel, KernelInputs, PointStats, nan_like
@@ -58,6 +59,13 @@ class FusedKernel(Kernel):
         sums = fused_sweep.fused_chunk(self.chain, bounds, inp.batches, inp.n_splits, inp.loss_fn, inp.space.center,
                                        inp.dirs if self.reuse else None, self.head_cache)
         return [(loss, corr, nan_like(loss)) for loss, corr in sums]
+
+    def point_buffers(self, sweep, params):
+        """BN statistics at a point: re-estimated through the compiled chain (`asymvalley.probe.fused_recal`)."""
+        inp = self.inputs
+        if inp.recal_batches is None:
+            return inp.buffers
+        return recalibrated_chain_buffers(self.chain, params, inp.buffers, inp.recal_batches, inp.bn_weighting)
 
     def _dual_point(self, coeffs: Sequence[float]) -> PointStats:
         """Loss, hits and slope along ``dirs[0]`` at one point, in one forward-mode sweep of the plan."""

@@ -1,0 +1,224 @@
+"""The engine-v2 jobs of ``asymvalley bench probe`` (issue 13), each next to its plain-loop reference.
+
+* ``user_module`` / ``sequential``: job A (a ``points``-point train+test curve along a
+  filter-normalised direction, eval-mode BN) on a user's CNN whose ``forward`` does
+  ``x.unsqueeze(1)`` and ``.flatten(1)`` (3 x (Conv1d 32 k5 -> BN -> ReLU) -> Linear), and on
+  the same weights as an ``nn.Sequential``; reference: the anchors' per-point loop (deep copy,
+  ``w + a u``, one full-split eval pass per split).
+* ``resnet20``: the same curve on synthetic CIFAR shapes against a plain ``torch.no_grad``
+  loop over the same batches (same batch size) ``points`` times.
+* ``slopes``: a curve with and without ``slopes=True`` (API defaults) on the Sequential CNN,
+  and a plain `torch.func.jvp` loop (one ``functional_call`` per split and point).
+* ``bn_interp``: job B, an interpolation ``w_A + a (w_B - w_A)``, ``a`` in [0, 1], with BN
+  statistics re-estimated at every point (batches of 128, samples-weighted) on train + test,
+  against the SWA authors' loop (reset BN, momentum ``b / (n + b)``, eval).
+
+Timings are the best of ``repeats`` runs, engine and reference taking turns.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.func import functional_call, jvp
+
+__all__ = ["UserCNN", "run_jobs"]
+
+
+class UserCNN(nn.Module):
+    """A user's own module: its ``forward`` reshapes around three Conv1d/BN/ReLU blocks and a Linear head."""
+
+    def __init__(self, length: int = 40, classes: int = 10, width: int = 32):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for cin in (1, width, width):
+            layers += [nn.Conv1d(cin, width, 5, padding=2, bias=False), nn.BatchNorm1d(width), nn.ReLU()]
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(width * length, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x.unsqueeze(1)).flatten(1))
+
+
+def _settled(model: nn.Module, x: torch.Tensor) -> nn.Module:
+    """BN running statistics of a forward pass over ``x`` (not the defaults), then eval mode."""
+    model.train()
+    with torch.no_grad():
+        for i in range(0, len(x), 256):
+            model(x[i:i + 256])
+    return model.eval()
+
+
+def per_point_loop(model: nn.Module, data: dict, u: dict, alphas) -> list[list[float]]:
+    """The anchors' way: per point a deep copy at ``w + a u``, one full-split eval pass per split (test losses)."""
+    out = []
+    for a in alphas:
+        m = copy.deepcopy(model)
+        with torch.no_grad():
+            for n, p in m.named_parameters():
+                p.add_(u[n], alpha=a)
+            out.append([F.cross_entropy(m(x), y).item() for x, y in data.values()])
+    return out
+
+
+def jvp_loop(model: nn.Module, data: dict, u: dict, alphas) -> list[list[float]]:
+    """Slopes the plain way: per point and split one `torch.func.jvp` of the full-split mean loss."""
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    buffers = dict(model.named_buffers())
+    out = []
+    with torch.no_grad():
+        for a in alphas:
+            point = {n: params[n] + a * u[n] for n in params}
+            row = []
+            for x, y in data.values():
+                _, d = jvp(lambda p: F.cross_entropy(functional_call(model, (p, buffers), (x,)), y), (point,), (u,))
+                row.append(float(d))
+            out.append(row)
+    return out
+
+
+def authors_bn_loop(model: nn.Module, data: dict, u: dict, alphas, bs: int = 128) -> list[list[float]]:
+    """The SWA authors' job: per point reset BN, re-estimate with momentum b / (n + b), evaluate each split."""
+    out = []
+    for a in alphas:
+        m = copy.deepcopy(model)
+        bns = [x for x in m.modules() if isinstance(x, nn.modules.batchnorm._BatchNorm)]
+        with torch.no_grad():
+            for n, p in m.named_parameters():
+                p.add_(u[n], alpha=a)
+            for b in bns:
+                b.reset_running_stats()
+            m.train()
+            seen, tx = 0, data["train"][0]
+            for i in range(0, len(tx), bs):
+                xb = tx[i:i + bs]
+                for b in bns:
+                    b.momentum = len(xb) / (seen + len(xb))
+                m(xb)
+                seen += len(xb)
+            m.eval()
+            out.append([F.cross_entropy(m(x), y).item() for x, y in data.values()])
+    return out
+
+
+def _rel(a: list, b: list) -> float:
+    return max(abs(x - y) / max(abs(y), 1e-12) for ra, rb in zip(a, b) for x, y in zip(ra, rb))
+
+
+def _rows(res: dict, key: str = "loss") -> list[list[float]]:
+    splits = list(res["splits"])
+    return [[res["splits"][s][key][i] for s in splits] for i in range(len(res["splits"][splits[0]][key]))]
+
+
+def _job(name: str, engine: Callable, reference: Callable, best: Callable, say: Callable, ref_name: str,
+         compare: bool = True, **extra: Any) -> dict:
+    """Time ``engine`` and ``reference`` in turn; with ``compare`` the reference's losses are the curve's."""
+    timed = best({"engine": engine, "reference": reference})
+    (te, res), (tr, ref) = timed["engine"], timed["reference"]
+    diff = _rel(_rows(res), ref) if compare else None
+    row = {"job": name, "engine_s": te, "reference_s": tr, "speedup": tr / te, "kernels": res["kernels"],
+           "reference": ref_name, "max_rel_diff": diff, **extra}
+    say(f"{name}: engine [{row['kernels']}] {te:.2f}s vs {ref_name} {tr:.2f}s -> {tr / te:.2f}x"
+        + (f", max rel diff {diff:.1e}" if compare else " (same work at the centre: losses not compared)"))
+    return row
+
+
+def _splits(ds, squeeze: bool = False) -> dict:
+    f = (lambda x: ds.prepare(x).squeeze(1)) if squeeze else ds.prepare
+    return {"train": (f(ds.train_x), ds.train_y), "test": (f(ds.test_x), ds.test_y)}
+
+
+def _job_a(ds, points: int, best: Callable, say: Callable, peak: float) -> list[dict]:
+    """Job A on the user's CNN and on the same weights as an nn.Sequential."""
+    from .. import probe
+    from .probe_bench import forward_flops_per_sample
+
+    torch.manual_seed(0)
+    user = _settled(UserCNN(ds.input_shape[-1], ds.num_classes), ds.prepare(ds.train_x).squeeze(1))
+    seq = nn.Sequential(*copy.deepcopy(user.features), nn.Flatten(), copy.deepcopy(user.head)).eval()
+    alphas = probe.linspace(-1, 1, points)
+    rows = []
+    for name, model, data in (("user_module", user, _splits(ds, squeeze=True)), ("sequential", seq, _splits(ds))):
+        u = probe.make_direction("filter", model, seed=0)
+        n = sum(len(x) for x, _ in data.values())
+        flops = forward_flops_per_sample(model, data["train"][0][:1]) * n * points
+        row = _job(name, lambda: probe.curve(model, data, u, alphas), lambda: per_point_loop(model, data, u.tensors, alphas),
+                   best, say, "per-point loop")
+        row["ratio_to_peak"] = flops / row["engine_s"] / 1e9 / peak
+        rows.append(row)
+    rows[0]["vs_sequential"] = rows[1]["engine_s"] / rows[0]["engine_s"]
+    say(f"user_module: {rows[0]['ratio_to_peak']:.2f} of the matmul peak; {rows[0]['vs_sequential']:.2f} of the Sequential's speed")
+    return rows
+
+
+def _job_resnet(cifar: str, points: int, best: Callable, say: Callable) -> dict:
+    from .. import data as avdata
+    from .. import models, probe
+    from ..probe.request import default_batch_size
+
+    ds = avdata.load(cifar)
+    torch.manual_seed(0)
+    model = _settled(models.create("resnet20", input_shape=ds.input_shape, num_classes=ds.num_classes), ds.prepare(ds.train_x))
+    u = probe.make_direction("filter", model, seed=0)
+    alphas = probe.linspace(-1, 1, points)
+    bs = default_batch_size(torch.device("cpu"))
+
+    def plain() -> list[list[float]]:
+        out = []
+        with torch.no_grad():
+            for _ in alphas:
+                out.append([sum(F.cross_entropy(model(ds.prepare(x[i:i + bs])), y[i:i + bs], reduction="sum").item()
+                                for i in range(0, len(x), bs)) / len(x) for x, y in (ds.split("train"), ds.split("test"))])
+        return out
+
+    return _job("resnet20", lambda: probe.curve(model, ds, u, alphas), plain, best, say, "plain no_grad loop (same batches)",
+                compare=False)
+
+
+def _job_slopes(ds, points: int, best: Callable, say: Callable) -> dict:
+    from .. import models, probe
+
+    torch.manual_seed(0)
+    model = _settled(models.create("cnn1d_bn", input_shape=ds.input_shape, num_classes=ds.num_classes), ds.prepare(ds.train_x))
+    data, u, alphas = _splits(ds), probe.make_direction("filter", model, seed=0), probe.linspace(-1, 1, points)
+    timed = best({"plain": lambda: probe.curve(model, data, u, alphas), "slopes": lambda: probe.curve(model, data, u, alphas, slopes=True),
+                  "jvp_loop": lambda: jvp_loop(model, data, u.tensors, alphas)})
+    (tp, _), (ts, res), (tj, ref) = timed["plain"], timed["slopes"], timed["jvp_loop"]
+    row = {"job": "slopes", "points": points, "without_slopes_s": tp, "with_slopes_s": ts, "slopes_cost": ts / tp,
+           "jvp_loop_s": tj, "speedup_vs_jvp_loop": tj / ts, "kernels": res["kernels"],
+           "max_rel_diff_slope_vs_jvp_loop": _rel(_rows(res, "slope"), ref)}
+    say(f"slopes: with {ts:.2f}s vs without {tp:.2f}s -> {ts / tp:.2f}x the cost [{res['kernels']}]; plain jvp loop {tj:.2f}s "
+        f"({tj / ts:.2f}x slower than the engine), max rel diff of slopes {row['max_rel_diff_slope_vs_jvp_loop']:.1e}")
+    return row
+
+
+def _job_bn_interp(ds, points: int, best: Callable, say: Callable) -> dict:
+    from .. import models, probe
+
+    torch.manual_seed(0)
+    start = _settled(models.create("cnn1d_bn", input_shape=ds.input_shape, num_classes=ds.num_classes), ds.prepare(ds.train_x))
+    end = copy.deepcopy(start)
+    with torch.no_grad():
+        for p in end.parameters():
+            p.add_(0.1 * p.abs().mean() * torch.randn_like(p))
+    u = probe.make_direction("interp", start, start=dict(start.named_parameters()), end=dict(end.named_parameters()))
+    data, alphas = _splits(ds), probe.linspace(0, 1, points)
+    return _job("bn_interp", lambda: probe.curve(start, data, u, alphas, bn="recalibrate"),
+                lambda: authors_bn_loop(start, data, u.tensors, alphas), best, say, "authors' bn_update loop", points=points)
+
+
+def run_jobs(dataset: str, cifar: str, points: int, best: Callable, say: Callable, peak: float,
+             slope_points: int = 21, interp_points: int = 21, resnet_points: int = 5) -> list[dict]:
+    """All engine-v2 jobs (module docstring); ``best(fns)`` times functions in turn, ``say`` prints."""
+    from .. import data as avdata
+
+    ds = avdata.load(dataset)
+    rows = _job_a(ds, points, best, say, peak)
+    rows.append(_job_resnet(cifar, resnet_points, best, say))
+    rows.append(_job_slopes(ds, slope_points, best, say))
+    rows.append(_job_bn_interp(ds, interp_points, best, say))
+    return rows
