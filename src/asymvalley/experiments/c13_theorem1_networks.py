@@ -39,7 +39,7 @@ class Config:
 
     def reduced(self) -> "Config":
         return replace(self, families=("uniform", "filter"), roles=("bn",), fractions=(0.25,),
-                       thesis_directions=min(self.thesis_directions, 2), thesis_points=min(self.thesis_points, 13))
+                       thesis_directions=min(self.thesis_directions, 2), thesis_points=min(self.thesis_points, 9))
 
     @property
     def moves(self) -> tuple:

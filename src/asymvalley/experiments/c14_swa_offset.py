@@ -37,7 +37,7 @@ class Config:
 
     def reduced(self) -> "Config":
         return replace(self, families=("gaussian", "filter"), roles=("bn",),
-                       thesis_directions=min(self.thesis_directions, 2), thesis_points=min(self.thesis_points, 13))
+                       thesis_directions=min(self.thesis_directions, 2), thesis_points=min(self.thesis_points, 9))
 
 
 @register_experiment("C14", aliases=("sec52",))
