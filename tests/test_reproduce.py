@@ -39,7 +39,7 @@ def test_report_has_every_claim_with_protocol_grid_paper_numbers_and_figures(smo
     assert all(c["figures"] for c in doc["claims"] if int(c["id"][1:]) <= 12)  # C1-C12 always draw theirs
     html = (smoke_run / "report.html").read_text()
     assert "Smoke preset: these verdicts mean nothing" in html
-    assert html.count("data:image/png;base64,") >= len(doc["claims"])
+    assert html.count("data:image/png;base64,") >= 12
     assert html.count("<details>") >= 2 * len(doc["claims"])  # protocol settings and raw JSON folded away
     for c in doc["claims"]:
         assert f"id='{c['id']}'" in html and c["protocol_hash"] in html
@@ -59,7 +59,7 @@ def test_each_verdict_follows_from_the_stored_numbers_by_the_grid_rule(smoke_run
             for t in faithful[0]["tests"]:
                 iv = t["interval"]
                 if iv["method"] == "t" and iv["lo"] is not None:
-                    assert iv["n"] == 2 and iv["lo"] <= iv["estimate"] <= iv["hi"]
+                    assert iv["n"] >= 2 and iv["lo"] <= iv["estimate"] <= iv["hi"]  # 2 training seeds, or simulation seeds
 
 
 def test_report_regenerates_bitwise_identical_without_recomputing(smoke_run, cli):
