@@ -60,19 +60,18 @@ def probe_spec(path: str, direction: str, alphas: list[float], seed: int, splits
     """The body of ``asymvalley probe SPEC.py``: a curve of the user's model on the user's data."""
     from ..io import check_writable, write_json
     from ..probe import curve
-    from ..probe.directions import Direction, make_direction
-    from .probe_cmd import parse_direction_spec
+    from ..probe.direction_spec import parse_spec, resolve
 
-    kind, opts = parse_direction_spec(direction)
-    if kind not in SPEC_KINDS:
-        raise UsageError(f"--direction {kind} needs a run directory; with a SPEC.py use gaussian, uniform, filter, layer "
+    dspec = parse_spec(direction)
+    if dspec.kind not in SPEC_KINDS:
+        raise UsageError(f"--direction {dspec.kind} needs a run directory; with a SPEC.py use gaussian, uniform, filter, layer "
                          "or a saved direction.pt")
     split_list = [s.strip() for s in splits.split(",") if s.strip()]
     if out is not None:
         check_writable(out, "--out")
     spec = load_spec(path)
     model = spec.pop("model")
-    u = Direction.load(opts["path"]) if kind == "file" else make_direction(kind, model, seed=seed, **opts)
+    u = resolve(dspec, model, seed=seed)
     res = curve(model, spec.pop("data"), u, alphas, splits=split_list, bn=bn, slopes=slopes, batch_size=batch_size,
                 device=device, progress=progress, **({"autocast": autocast} if autocast else {}), **spec)
     res["direction"]["spec"] = direction
