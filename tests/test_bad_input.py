@@ -201,8 +201,8 @@ CLI_CASES = [
     ("analyze-unknown-command", ("analyze", "curvature", "{ws}/curve.json", "--out", "{ws}/r.json"), "No such command 'curvature'."),
     # -- reproduce / report / bench ------------------------------------------------------
     ("reproduce-unknown-preset", ("reproduce", "--preset", "huge", "--out", "{ws}/rep"), f"unknown preset 'huge'; known presets: {PRESET_NAMES}"),
-    ("reproduce-unknown-claim", ("reproduce", "--only", "fig99", "--out", "{ws}/rep"), "unknown claim 'fig99' in --only; known claims: C1, C2, C3, C4, C5, C6, C7, C8, C9, C10, C11, C12 (or figure names: appa, appg, apph, fig10, fig2, fig3, fig4, fig5, fig6, fig7, fig8, fig9, sec32, table1, thm1)"),
-    ("reproduce-empty-only", ("reproduce", "--only", "", "--out", "{ws}/rep"), "--only is empty; name claims, e.g. --only C4,C7 (known: C1, C2, C3, C4, C5, C6, C7, C8, C9, C10, C11, C12)"),
+    ("reproduce-unknown-claim", ("reproduce", "--only", "fig99", "--out", "{ws}/rep"), "unknown claim 'fig99' in --only; known claims: C1, C2, C3, C4, C5, C6, C7, C8, C9, C10, C11, C12, C13, C14 (or figure names: appa, appg, apph, fig10, fig2, fig3, fig4, fig5, fig6, fig7, fig8, fig9, sec32, sec52, table1, thm1, thm1_networks)"),
+    ("reproduce-empty-only", ("reproduce", "--only", "", "--out", "{ws}/rep"), "--only is empty; name claims, e.g. --only C4,C7 (known: C1, C2, C3, C4, C5, C6, C7, C8, C9, C10, C11, C12, C13, C14)"),
     ("reproduce-seed-not-a-number", ("reproduce", "--seed", "abc", "--out", "{ws}/rep"), "--seed must be a whole number such as 100 (got 'abc')"),
     ("reproduce-seed-too-large", ("reproduce", "--seed", "2147483648", "--out", "{ws}/rep"), "--seed 2147483648 is out of range; use a whole number from 0 to 2147483647 (the quick preset uses 1 seed(s) from N on, all below 2**31)"),
     ("reproduce-out-is-file", ("reproduce", "--only", "thm1", "--out", "{ws}/afile"), '--out {ws}/afile exists and is not a directory; choose another path'),
