@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .fused_ops import conv_op, few_threads, fused_ops_available, im2col_conv1d_op, linear_op
+from .fused_ops import conv_add_op, conv_op, few_threads, fused_ops_available, im2col_conv1d_op, linear_add_op, linear_op
 from .space import preserve_module_state
 
 __all__ = ["compile_chain", "FusedChain", "BoundChain", "cross_entropy_stats", "fused_ops_available", "few_threads"]
@@ -313,6 +313,21 @@ def _layer_op(step: _Layer, w: torch.Tensor, b: torch.Tensor | None, relu: bool,
         return conv_op(w4, b, [0, p], [1, s], attr, to_cl=layout == "plain", unsq=True)
     w4 = w.contiguous(memory_format=torch.channels_last)
     return conv_op(w4, b, [int(v) for v in m.padding], [int(v) for v in m.stride], attr, to_cl=layout == "plain", unsq=False)
+
+
+def _layer_add_op(step: _Layer, w: torch.Tensor, b: torch.Tensor | None, relu: bool, layout: str) -> Callable | None:
+    """``(x, other) -> [relu](layer(x) + other)`` as one kernel, or ``None`` where `_layer_op` would use im2col."""
+    if step.kind == "linear":
+        return None if relu else linear_add_op(w.contiguous(), b)
+    m = step.module
+    if step.kind == "conv1d":
+        k, s, p = int(m.kernel_size[0]), int(m.stride[0]), int(m.padding[0])
+        if layout == "plain" and w.shape[1] * k <= 16:
+            return None
+        w4 = w.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        return conv_add_op(w4, b, [0, p], [1, s], relu, to_cl=layout == "plain", unsq=True)
+    w4 = w.contiguous(memory_format=torch.channels_last)
+    return conv_add_op(w4, b, [int(v) for v in m.padding], [int(v) for v in m.stride], relu, to_cl=layout == "plain", unsq=False)
 
 
 def orient(w: torch.Tensor, cols: tuple[int, ...] | None) -> torch.Tensor:

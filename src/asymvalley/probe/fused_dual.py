@@ -20,7 +20,7 @@ from typing import Callable, Mapping
 import torch
 from torch.func import jvp
 
-from .fused import FusedChain, _Flatten, _fold, _Layer, _layer_op, _Reshape, flatten_op, orient
+from .fused import FusedChain, _Flatten, _fold, _Layer, _layer_add_op, _layer_op, _Reshape, flatten_op, orient
 
 __all__ = ["bind_dual"]
 
@@ -41,14 +41,18 @@ def _fold_dual(step: _Layer, params: Mapping[str, torch.Tensor], buffers: Mappin
     return (w, b), (dw, db)
 
 
-def _dual_layer(fwd: Callable, tan_w: Callable, tan_x: Callable, relu: bool) -> DualOp:
+def _dual_layer(fwd: Callable, tan_w: Callable, tan_x: Callable, tan_x_add: Callable | None, relu: bool) -> DualOp:
+    """The layer's (output, tangent): three products, the tangent's sum fused into the second product
+    (``tan_x_add``, oneDNN's binary post-op) and the ReLU's mask applied in one pass (``threshold_backward``)."""
+    mask = torch.ops.aten.threshold_backward
+
     def op(x: torch.Tensor, dx: torch.Tensor | None):
         y = fwd(x)
         t = tan_w(x)
         if dx is not None:
-            t = t.add_(tan_x(dx))
+            t = tan_x_add(dx, t) if tan_x_add is not None else t.add_(tan_x(dx))
         if relu:
-            t = t.mul_(y > 0)
+            t = mask(t, y, 0)
         return y, t
 
     return op
@@ -72,7 +76,7 @@ def bind_dual(chain: FusedChain, params: Mapping[str, torch.Tensor], buffers: Ma
         (w, b), (dw, db) = _fold_dual(step, params, buffers, tangents)
         w, dw = orient(w, cols), orient(dw, cols)
         ops.append(_dual_layer(_layer_op(step, w, b, step.relu, lay), _layer_op(step, dw, db, False, lay),
-                               _layer_op(step, w, None, False, lay), step.relu))
+                               _layer_op(step, w, None, False, lay), _layer_add_op(step, w, None, False, lay), step.relu))
 
     def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         dx = None
