@@ -92,7 +92,9 @@ def test_head_reuse_equals_direct_evaluation_on_a_plane(name):
 
 def test_non_chains_are_left_to_the_generic_path():
     torch.manual_seed(0)
-    assert compile_chain(models.create("resnet20", input_shape=(3, 32, 32), num_classes=10), (3, 32, 32)) is None
+    # pre-activation blocks (BN before the convolution: nothing to fold it into) and DenseNet's concatenations
+    assert compile_chain(models.create("preresnet110", input_shape=(3, 32, 32), num_classes=10), (3, 32, 32)) is None
+    assert compile_chain(models.create("densenet_bc100", input_shape=(3, 32, 32), num_classes=10), (3, 32, 32)) is None
     assert compile_chain(_Custom(nn.Flatten(), nn.Linear(4, 2)), (4,)) is None
     assert compile_chain(nn.Sequential(nn.Flatten(), nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)), (4,)) is None
     assert compile_chain(nn.Sequential(nn.Conv1d(2, 4, 3, groups=2), nn.Flatten(), nn.Linear(8, 2)), (2, 4)) is None
@@ -368,3 +370,109 @@ def test_engine_slopes_agree_with_a_float64_jvp_loop_and_finite_differences(ds, 
 
         fd = torch.tensor([(loss(a + h) - loss(a - h)) / (2 * h) for a in alphas], dtype=torch.float64)
     assert float((fd - ref[:, 1]).abs().max()) <= 1e-5 * scale
+
+
+class _UserResNet(nn.Module):
+    """A user's residual net: identity shortcut written ``out += x`` / ``torch.add``, a projection shortcut."""
+
+    def __init__(self, add: str = "iadd"):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(2, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.c1, self.b1 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.c2, self.b2 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.down = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+                                  nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16))
+        self.proj = nn.Sequential(nn.Conv2d(8, 16, 1, stride=2, bias=False), nn.BatchNorm2d(16))
+        self.fc = nn.Linear(16 * 3 * 3, 4)
+        self.add = add
+
+    def forward(self, x):
+        x = self.stem(x)
+        out = F.relu(self.b1(self.c1(x)))
+        out = self.b2(self.c2(out))
+        if self.add == "iadd":
+            out += x
+        else:
+            out = torch.add(out, x)
+        x = torch.relu(out)
+        x = F.relu(self.proj(x) + self.down(x))  # shortcut first, body second
+        return self.fc(x.view(x.size(0), -1))
+
+
+def _residual_zoo():
+    return {
+        "resnet20_A": (lambda: models.create("resnet20", input_shape=(3, 8, 8), num_classes=10), (3, 8, 8)),
+        "resnet20_B": (lambda: models.create("resnet20", input_shape=(3, 8, 8), num_classes=10, shortcut="B"), (3, 8, 8)),
+        "user_iadd": (lambda: _UserResNet("iadd"), (2, 6, 6)),
+        "user_torch_add": (lambda: _UserResNet("torch.add"), (2, 6, 6)),
+    }
+
+
+@pytest.mark.parametrize("name", list(_residual_zoo()))
+def test_residual_blocks_fuse_and_match_the_module_and_a_per_point_loop(name):
+    from asymvalley.probe.fused import _Residual
+
+    make, shape = _residual_zoo()[name]
+    torch.manual_seed(0)
+    x = torch.randn(96, *shape)
+    m = _settle_bn(make(), x)
+    chain = compile_chain(m, shape)
+    assert chain is not None and chain.has_residual
+    assert sum(isinstance(s, _Residual) for s in chain.steps) >= 2
+    with torch.no_grad():
+        ref = m(x)
+        got = chain.bind(dict(m.named_parameters()), dict(m.named_buffers()))(x)
+    assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
+    data = {"train": (x[:64], torch.arange(64) % ref.shape[1]), "test": (x[64:], torch.arange(32) % ref.shape[1])}
+    u = probe.make_direction("filter", m, seed=1)
+    alphas = [-0.5, 0.0, 0.3, 1.0]
+    res = probe.curve(m, data, u, alphas, batch_size=40)
+    assert res["kernels"].startswith("fused")
+    for i, a in enumerate(alphas):  # the plain per-point loop: weights w + a u in a copy, the module's own forward
+        import copy
+
+        mp = copy.deepcopy(m)
+        with torch.no_grad():
+            for n, p in mp.named_parameters():
+                p.add_(u.tensors[n], alpha=a)
+            for s, (xs, ys) in data.items():
+                assert res["splits"][s]["loss"][i] == pytest.approx(F.cross_entropy(mp(xs), ys).item(), rel=1e-5)
+
+
+def test_residual_chains_leave_slopes_and_bn_reestimation_to_the_other_kernels():
+    torch.manual_seed(0)
+    x = torch.randn(80, 3, 8, 8)
+    m = _settle_bn(models.create("resnet20", input_shape=(3, 8, 8), num_classes=10), x)
+    data = {"train": (x[:60], torch.arange(60) % 10), "test": (x[60:], torch.arange(20) % 10)}
+    u = probe.make_direction("filter", m, seed=1)
+    alphas = [-0.5, 0.0, 0.5]
+    got = probe.curve(m, data, u, alphas, bn="recalibrate")
+    ref = probe.curve(m, data, u, alphas, bn="recalibrate", fast=False)
+    assert not got["kernels"].startswith("fused") and ref["kernels"] == "generic"
+    for s in data:
+        assert got["splits"][s]["loss"] == pytest.approx(ref["splits"][s]["loss"], rel=1e-5)
+    res = probe.curve(m, data, u, alphas, slopes=True)
+    assert not res["kernels"].startswith("fused")
+
+    class Splits:  # the data as `_fp64_slopes` reads it
+        def split(self, s):
+            return data[s]
+
+        def prepare(self, x):
+            return x
+
+    ref64 = _fp64_slopes(m, Splits(), u.tensors, alphas)
+    got64 = torch.tensor([[res["splits"][s]["slope"][i] for s in data] for i in range(len(alphas))], dtype=torch.float64)
+    assert float((got64 - ref64).abs().max()) <= 1e-5 * float(ref64.abs().max())
+
+
+def test_a_residual_sum_that_is_not_a_block_keeps_the_generic_path():
+    class TwoHeads(nn.Module):  # the sum of two Linear heads: not a convolutional residual block
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(6, 3), nn.Linear(6, 3)
+
+        def forward(self, x):
+            return self.a(x) + self.b(x)
+
+    assert compile_chain(TwoHeads(), (6,)) is None
