@@ -14,12 +14,16 @@ allowed), `compile_chain` builds a plan that, per point,
   threads, see `few_threads`), activations kept channels-last,
 * runs a first convolution with ``C_in * k <= 16`` as one im2col product,
 * flattens channels-last activations without a copy by permuting the columns of
-  the following ``Linear`` instead.
+  the following ``Linear`` instead,
+* runs a residual block ``[relu](body(x) + shortcut(x))`` (a traced `Residual`: 2-D convolutions
+  in the body; an identity, option-A slice-and-pad or convolution shortcut) with its last
+  convolution adding the shortcut and applying the ReLU in the same oneDNN kernel
+  (`asymvalley.probe.fused_ops.conv_add_op`); global average pooling as a mean.
 
 Same mathematics as the module's ``forward``; the results agree with it to
 float32 rounding. A chain is only used after `FusedChain.matches` has compared
 it with the module on real inputs; anything it does not recognise (another
-layer type, a custom ``forward``, forward hooks, grouped or dilated
+layer type, a custom ``forward`` that does not trace to such a chain, forward hooks, grouped or dilated
 convolutions) makes `compile_chain` return ``None`` and the engine uses the generic path.
 """
 
