@@ -439,7 +439,7 @@ def test_residual_blocks_fuse_and_match_the_module_and_a_per_point_loop(name):
                 assert res["splits"][s]["loss"][i] == pytest.approx(F.cross_entropy(mp(xs), ys).item(), rel=1e-5)
 
 
-def test_residual_chains_leave_slopes_and_bn_reestimation_to_the_other_kernels():
+def test_residual_chains_run_slopes_fused_and_leave_bn_reestimation_to_the_other_kernels():
     torch.manual_seed(0)
     x = torch.randn(80, 3, 8, 8)
     m = _settle_bn(models.create("resnet20", input_shape=(3, 8, 8), num_classes=10), x)
@@ -452,7 +452,7 @@ def test_residual_chains_leave_slopes_and_bn_reestimation_to_the_other_kernels()
     for s in data:
         assert got["splits"][s]["loss"] == pytest.approx(ref["splits"][s]["loss"], rel=1e-5)
     res = probe.curve(m, data, u, alphas, slopes=True)
-    assert not res["kernels"].startswith("fused")
+    assert res["kernels"] == "fused-jvp"
 
     class Splits:  # the data as `_fp64_slopes` reads it
         def split(self, s):
@@ -464,6 +464,25 @@ def test_residual_chains_leave_slopes_and_bn_reestimation_to_the_other_kernels()
     ref64 = _fp64_slopes(m, Splits(), u.tensors, alphas)
     got64 = torch.tensor([[res["splits"][s]["slope"][i] for s in data] for i in range(len(alphas))], dtype=torch.float64)
     assert float((got64 - ref64).abs().max()) <= 1e-5 * float(ref64.abs().max())
+
+
+@pytest.mark.parametrize("name", list(_residual_zoo()))
+def test_forward_mode_through_residual_blocks_equals_torch_func_jvp(name):
+    from asymvalley.probe.fused_dual import bind_dual
+
+    make, shape = _residual_zoo()[name]
+    torch.manual_seed(0)
+    x = torch.randn(64, *shape)
+    m = _settle_bn(make(), x)
+    chain = compile_chain(m, shape)
+    params, bufs = {n: p.detach() for n, p in m.named_parameters()}, dict(m.named_buffers())
+    g = torch.Generator().manual_seed(3)
+    u = {n: torch.randn(p.shape, generator=g) for n, p in params.items()}
+    with torch.no_grad():
+        got, dgot = bind_dual(chain, params, bufs, u)(x)
+    ref, dref = torch.func.jvp(lambda p: torch.func.functional_call(m, (p, bufs), (x,)), (params,), (u,))
+    assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
+    assert torch.allclose(dgot, dref, rtol=1e-4, atol=1e-4 * float(dref.abs().max()))
 
 
 def test_a_residual_sum_that_is_not_a_block_keeps_the_generic_path():

@@ -66,9 +66,10 @@ def _step(model: nn.Module, node: fx.Node, marks: dict) -> list[tuple[str, nn.Mo
     if node.op == "call_function" and target is operator.getitem and _batch_kept(extra[0]):
         index = extra[0]
         return [("", Reshape(lambda x: x[index], layout_free=True))]
-    if node.op == "call_function" and target is F.pad and len(extra) == 1 and node.kwargs.get("mode", "constant") == "constant":
-        pad, value = tuple(extra[0]), node.kwargs.get("value") or 0.0
-        return [("", Reshape(lambda x: F.pad(x, pad, value=value), layout_free=True))]
+    if (node.op == "call_function" and target is F.pad and len(extra) == 1 and node.kwargs.get("mode", "constant") == "constant"
+            and not node.kwargs.get("value")):  # zero padding: linear, so tangents are padded the same way
+        pad = tuple(extra[0])
+        return [("", Reshape(lambda x: F.pad(x, pad), layout_free=True))]
     return None
 
 
