@@ -52,9 +52,45 @@ def _zoo():
     }
 
 
+class _UserResNet(nn.Module):
+    """A user's residual net: identity shortcut written ``out += x`` / ``torch.add``, a projection shortcut."""
+
+    def __init__(self, add: str = "iadd"):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(2, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.c1, self.b1 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.c2, self.b2 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
+        self.down = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+                                  nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16))
+        self.proj = nn.Sequential(nn.Conv2d(8, 16, 1, stride=2, bias=False), nn.BatchNorm2d(16))
+        self.fc = nn.Linear(16 * 3 * 3, 4)
+        self.add = add
+
+    def forward(self, x):
+        x = self.stem(x)
+        out = F.relu(self.b1(self.c1(x)))
+        out = self.b2(self.c2(out))
+        if self.add == "iadd":
+            out += x
+        else:
+            out = torch.add(out, x)
+        x = torch.relu(out)
+        x = F.relu(self.proj(x) + self.down(x))  # shortcut first, body second
+        return self.fc(x.view(x.size(0), -1))
+
+
+def _residual_zoo():
+    return {
+        "resnet20_A": (lambda: models.create("resnet20", input_shape=(3, 8, 8), num_classes=10), (3, 8, 8)),
+        "resnet20_B": (lambda: models.create("resnet20", input_shape=(3, 8, 8), num_classes=10, shortcut="B"), (3, 8, 8)),
+        "user_iadd": (lambda: _UserResNet("iadd"), (2, 6, 6)),
+        "user_torch_add": (lambda: _UserResNet("torch.add"), (2, 6, 6)),
+    }
+
+
 def _compiled(name: str, n: int):
     """(model with settled BN, its fused chain, ``n`` random inputs)."""
-    make, shape = _zoo()[name]
+    make, shape = {**_zoo(), **_residual_zoo()}[name]
     torch.manual_seed(0)
     m = make()
     x = torch.randn(n, *shape)
@@ -304,7 +340,7 @@ def test_a_points_numbers_do_not_depend_on_its_chunk():
     assert all(r["splits"] == runs[0]["splits"] for r in runs)
 
 
-@pytest.mark.parametrize("name", list(_zoo()))
+@pytest.mark.parametrize("name", list(_zoo()) + list(_residual_zoo()))
 def test_forward_mode_through_the_chain_equals_torch_func_jvp(name):
     from asymvalley.probe.fused_dual import bind_dual
 
@@ -372,51 +408,11 @@ def test_engine_slopes_agree_with_a_float64_jvp_loop_and_finite_differences(ds, 
     assert float((fd - ref[:, 1]).abs().max()) <= 1e-5 * scale
 
 
-class _UserResNet(nn.Module):
-    """A user's residual net: identity shortcut written ``out += x`` / ``torch.add``, a projection shortcut."""
-
-    def __init__(self, add: str = "iadd"):
-        super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(2, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
-        self.c1, self.b1 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
-        self.c2, self.b2 = nn.Conv2d(8, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8)
-        self.down = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
-                                  nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16))
-        self.proj = nn.Sequential(nn.Conv2d(8, 16, 1, stride=2, bias=False), nn.BatchNorm2d(16))
-        self.fc = nn.Linear(16 * 3 * 3, 4)
-        self.add = add
-
-    def forward(self, x):
-        x = self.stem(x)
-        out = F.relu(self.b1(self.c1(x)))
-        out = self.b2(self.c2(out))
-        if self.add == "iadd":
-            out += x
-        else:
-            out = torch.add(out, x)
-        x = torch.relu(out)
-        x = F.relu(self.proj(x) + self.down(x))  # shortcut first, body second
-        return self.fc(x.view(x.size(0), -1))
-
-
-def _residual_zoo():
-    return {
-        "resnet20_A": (lambda: models.create("resnet20", input_shape=(3, 8, 8), num_classes=10), (3, 8, 8)),
-        "resnet20_B": (lambda: models.create("resnet20", input_shape=(3, 8, 8), num_classes=10, shortcut="B"), (3, 8, 8)),
-        "user_iadd": (lambda: _UserResNet("iadd"), (2, 6, 6)),
-        "user_torch_add": (lambda: _UserResNet("torch.add"), (2, 6, 6)),
-    }
-
-
 @pytest.mark.parametrize("name", list(_residual_zoo()))
 def test_residual_blocks_fuse_and_match_the_module_and_a_per_point_loop(name):
     from asymvalley.probe.fused import _Residual
 
-    make, shape = _residual_zoo()[name]
-    torch.manual_seed(0)
-    x = torch.randn(96, *shape)
-    m = _settle_bn(make(), x)
-    chain = compile_chain(m, shape)
+    m, chain, x = _compiled(name, 96)
     assert chain is not None and chain.has_residual
     assert sum(isinstance(s, _Residual) for s in chain.steps) >= 2
     with torch.no_grad():
@@ -464,25 +460,6 @@ def test_residual_chains_run_slopes_fused_and_leave_bn_reestimation_to_the_other
     ref64 = _fp64_slopes(m, Splits(), u.tensors, alphas)
     got64 = torch.tensor([[res["splits"][s]["slope"][i] for s in data] for i in range(len(alphas))], dtype=torch.float64)
     assert float((got64 - ref64).abs().max()) <= 1e-5 * float(ref64.abs().max())
-
-
-@pytest.mark.parametrize("name", list(_residual_zoo()))
-def test_forward_mode_through_residual_blocks_equals_torch_func_jvp(name):
-    from asymvalley.probe.fused_dual import bind_dual
-
-    make, shape = _residual_zoo()[name]
-    torch.manual_seed(0)
-    x = torch.randn(64, *shape)
-    m = _settle_bn(make(), x)
-    chain = compile_chain(m, shape)
-    params, bufs = {n: p.detach() for n, p in m.named_parameters()}, dict(m.named_buffers())
-    g = torch.Generator().manual_seed(3)
-    u = {n: torch.randn(p.shape, generator=g) for n, p in params.items()}
-    with torch.no_grad():
-        got, dgot = bind_dual(chain, params, bufs, u)(x)
-    ref, dref = torch.func.jvp(lambda p: torch.func.functional_call(m, (p, bufs), (x,)), (params,), (u,))
-    assert torch.allclose(got, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
-    assert torch.allclose(dgot, dref, rtol=1e-4, atol=1e-4 * float(dref.abs().max()))
 
 
 def test_a_residual_sum_that_is_not_a_block_keeps_the_generic_path():
