@@ -9,7 +9,7 @@ with the batch's statistics and folds them into the running statistics with
 momentum ``b / (n + b)`` for a batch of ``b`` after ``n`` samples (the SWA
 authors' ``bn_update``, weights by samples) or ``1 / (k + 1)`` for the
 ``k``-th batch (``update_bn``'s cumulative average, weights by batches), as
-`asymvalley.probe.bn.BNPolicy` says: the arithmetic of the authors' loop, in
+`asymvalley.probe.bn.BNPolicy` says (`asymvalley.probe.bn.RunningAverage`): the arithmetic of the authors' loop, in
 the same kernel. The pass stops after the last BN layer.
 """
 
@@ -19,24 +19,10 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
+from .bn import RunningAverage
 from .fused import FusedChain, _Flatten, _fold, _Layer, _layer_op, _Reshape, flatten_op, orient
 
-__all__ = ["recalibrated_chain_buffers", "recal_momenta"]
-
-
-def recal_momenta(sizes: Sequence[int], weighting: str = "samples") -> list[float]:
-    """Per-batch momenta whose running averages weight batch ``k`` by ``sizes[k]`` (``"samples"``) or by 1.
-
-    >>> recal_momenta([2, 2, 1])
-    [1.0, 0.5, 0.2]
-    >>> recal_momenta([2, 2, 1], "batches")
-    [1.0, 0.5, 0.3333333333333333]
-    """
-    out, seen = [], 0
-    for k, b in enumerate(sizes):
-        out.append(b / (seen + b) if weighting == "samples" else 1.0 / (k + 1))
-        seen += b
-    return out
+__all__ = ["recalibrated_chain_buffers"]
 
 
 def _recal_ops(chain: FusedChain, params, buffers) -> list[tuple[Callable, "_Layer | None"]]:
@@ -65,7 +51,9 @@ def recalibrated_chain_buffers(chain: FusedChain, params: Mapping[str, torch.Ten
         if s is not None:
             ref = buffers[s.bn + "running_mean"]
             running[s.bn] = (torch.zeros_like(ref), torch.ones_like(buffers[s.bn + "running_var"]))
-    for x, momentum in zip(batches, recal_momenta([len(b) for b in batches], weighting)):
+    avg = RunningAverage(weighting)
+    for x in batches:
+        momentum = avg.momentum(len(x))
         for i, (op, step) in enumerate(ops):
             x = op(x)
             if step is None:
