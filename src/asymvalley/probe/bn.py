@@ -18,6 +18,11 @@
 ``recalibrate:N`` (``recalibrate:N:batches``)
     the same on a fixed subset of ``N`` training samples (a seeded permutation,
     identical at every point), at a fraction of the cost.
+``recalibrate[:N]:interp=K[:batches]``
+    curves along one direction only: exact re-estimation at ``K`` anchors
+    (``interp`` alone: 5), statistics interpolated in alpha between them, every
+    split's loss within 0.5 % of exact re-estimation at the check points or an
+    exact fallback (`asymvalley.probe.bn_interp`).
 
 Measured before sample weighting became the default (``asymvalley bench probe``,
 cnn1d_bn on MNIST-1D, 11 points along a filter-normalised direction in [-1, 1],

@@ -10,17 +10,24 @@ and variance between them: piecewise Lagrange polynomials of degree
 ``min(K - 1, 3)`` through the nearest anchors (linear for ``K = 2``, quadratic
 for 3, cubic for ``K >= 4``), elementwise; variances are clipped at 0.
 
-**Error bound** (fixed before any measurement): the loss of every split is
-within ``TOLERANCE = 0.5 %`` (relative) of the exact ``recalibrate`` loss,
-*checked* at the curve points nearest the mid-points of the first and the last
-anchor intervals (one point for ``K = 2``), where piecewise-polynomial
-interpolation is least accurate: there the statistics are re-estimated
-exactly and both losses computed. If the largest relative difference over
-those points and the splits exceeds the tolerance, the probe falls back to
-exact re-estimation at every point (a warning says so). The result records
-the anchors, the check points, the observed error and whether it fell back
-under ``"bn_check"``. Between check points the bound is the interpolation's
-smoothness, not a measurement; accuracies may differ by a few samples.
+**Error bound**: the loss of every split is within ``TOLERANCE = 0.5 %``
+(relative) of the exact ``recalibrate`` loss. How it is checked: at the curve
+points nearest the mid-points of the first, the middle and the last anchor
+intervals (one point for ``K = 2``, two for 3), where piecewise-polynomial
+interpolation is least accurate, the statistics are re-estimated exactly and
+both losses computed; the interpolation is used only if the largest relative
+difference over those points and the splits is at most ``TOLERANCE / SAFETY``
+(``SAFETY = 2``), else the probe falls back to exact re-estimation at every
+point (a warning says so). The factor covers the distance from a mid-point to
+the true maximum of a smooth interpolation error (about 6 % for cubic pieces)
+and the variation of the loss's sensitivity along the curve. The check is a
+sample, not a proof: statistics that are not smooth in ``a`` (few training
+samples, many ReLUs switching) can be further off between check points. (The
+first version checked only the first and last intervals against the bound
+itself; a test on a rough synthetic curve passed that check at 0.44 % and was
+0.55 % off elsewhere, hence the middle interval and the factor.) The result
+records the anchors, the check points, the observed error and whether it fell
+back under ``"bn_check"``; accuracies may differ by a few samples.
 
 Only for curves along one direction (a line); a plane or other multi-direction
 request is refused. With no more points than anchors plus checks, every point
@@ -36,10 +43,12 @@ import torch
 
 from .bn import BNPolicy
 
-__all__ = ["TOLERANCE", "anchor_alphas", "check_indices", "lagrange_weights", "InterpolatedStats", "setup"]
+__all__ = ["TOLERANCE", "SAFETY", "anchor_alphas", "check_indices", "lagrange_weights", "InterpolatedStats", "setup"]
 
-#: the relative loss error the approximate mode guarantees at its check points
+#: the relative loss error the approximate mode is held to
 TOLERANCE = 0.005
+#: the interpolation is used only if its error at the check points is at most TOLERANCE / SAFETY
+SAFETY = 2.0
 _STATS = ("running_mean", "running_var")
 
 
@@ -58,14 +67,17 @@ def _is_anchor(a: float, anchors: Sequence[float]) -> bool:
 
 
 def check_indices(alphas: Sequence[float], anchors: Sequence[float]) -> list[int]:
-    """Indices of the non-anchor points nearest the mid-points of the first and the last anchor interval.
+    """Indices of the non-anchor points nearest the mid-points of the first, middle and last anchor intervals.
 
     >>> check_indices([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0], [0.0, 0.5, 1.0])
     [2, 7]
+    >>> check_indices([i / 10 for i in range(11)], [0.0, 0.25, 0.5, 0.75, 1.0])
+    [1, 4, 9]
     """
     free = [i for i, a in enumerate(alphas) if not _is_anchor(a, anchors)]
     out: list[int] = []
-    for lo, hi in {(anchors[0], anchors[1]), (anchors[-2], anchors[-1])}:
+    for j in (0, (len(anchors) - 2) // 2, len(anchors) - 2):
+        lo, hi = anchors[j], anchors[j + 1]
         if free:
             i = min(free, key=lambda j: (abs(alphas[j] - (lo + hi) / 2), j))
             if i not in out:
@@ -78,8 +90,8 @@ def lagrange_weights(a: float, anchors: Sequence[float]) -> dict[int, float]:
 
     >>> lagrange_weights(0.25, [0.0, 0.5, 1.0])
     {0: 0.375, 1: 0.75, 2: -0.125}
-    >>> lagrange_weights(0.5, [0.0, 0.5, 1.0])
-    {0: 0.0, 1: 1.0, 2: 0.0}
+    >>> {i: round(w, 3) for i, w in lagrange_weights(0.6, [0.0, 0.25, 0.5, 0.75, 1.0]).items()}  # cubic, anchors 1-4
+    {1: -0.064, 2: 0.672, 3: 0.448, 4: -0.056}
     """
     k = len(anchors)
     deg = min(k - 1, 3)
@@ -142,11 +154,13 @@ def setup(kernel, coords: Sequence[Sequence[float]], policy: BNPolicy, todo: Seq
     kernel.bn_interp = stats
     approx = kernel.evaluate([coords[i] for i in checks])
     err = _max_rel(approx, exact)
-    record.update(max_rel_error=err, interpolated=err <= TOLERANCE, fallback=err > TOLERANCE)
-    if err > TOLERANCE:
+    bad = err > TOLERANCE / SAFETY
+    record.update(max_rel_error=err, accept_below=TOLERANCE / SAFETY, interpolated=not bad, fallback=bad)
+    if bad:
         kernel.bn_interp = None
         warnings.warn(f"BN policy {policy.name}: interpolated statistics are {err:.2%} off in loss at the check points "
-                      f"(bound {TOLERANCE:.1%}); re-estimating exactly at every point instead", stacklevel=2)
-    keep = exact if err > TOLERANCE else approx
+                      f"(accepted up to {TOLERANCE / SAFETY:.2%} for a {TOLERANCE:.1%} bound); re-estimating exactly "
+                      "at every point instead", stacklevel=2)
+    keep = exact if bad else approx
     mine = set(todo)
     return {i: s for i, s in zip(checks, keep) if i in mine}, record
