@@ -18,6 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bn_reference import authors_bn_update
+
 from asymvalley import data as avdata
 from asymvalley import models, probe
 from asymvalley.errors import UsageError
@@ -44,22 +46,6 @@ def _bn_model(ds) -> nn.Module:
     return m.eval()
 
 
-def _authors_bn_update(model: nn.Module, batches, weighting: str = "samples") -> nn.Module:
-    """The SWA authors' bn_update in plain PyTorch: reset, momentum b / (n + b) (or 1 / (k + 1)), train-mode passes."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for m in bns:
-        m.reset_running_stats()
-    model.train()
-    n = 0
-    with torch.no_grad():
-        for k, x in enumerate(batches):
-            for m in bns:
-                m.momentum = x.size(0) / (n + x.size(0)) if weighting == "samples" else 1.0 / (k + 1)
-            model(x)
-            n += x.size(0)
-    return model.eval()
-
-
 def _plain_loop(m, ds, u, alpha, weighting="samples"):
     """Per point: deep copy, w + alpha u, the authors' re-estimation, one eval pass per split -> loss sums."""
     fresh = copy.deepcopy(m)
@@ -67,7 +53,7 @@ def _plain_loop(m, ds, u, alpha, weighting="samples"):
         for n, p in fresh.named_parameters():
             p.add_(u.tensors[n], alpha=alpha)
     tx = ds.prepare(ds.train_x)
-    _authors_bn_update(fresh, [tx[i:i + BS] for i in range(0, len(tx), BS)], weighting)
+    authors_bn_update(fresh, [tx[i:i + BS] for i in range(0, len(tx), BS)], weighting)
     with torch.no_grad():
         return [float(F.cross_entropy(fresh(ds.prepare(x)), y, reduction="sum")) for x, y in (ds.split("train"), ds.split("test"))]
 
@@ -100,7 +86,7 @@ def test_fused_running_statistics_are_the_authors_arithmetic(ds, weighting):
     chain = compile_chain(m, tuple(tx.shape[1:]))
     got = recalibrated_chain_buffers(chain, {n: p.detach() for n, p in m.named_parameters()}, dict(m.named_buffers()),
                                      batches, weighting)
-    ref = dict(_authors_bn_update(copy.deepcopy(m), batches, weighting).named_buffers())
+    ref = dict(authors_bn_update(copy.deepcopy(m), batches, weighting).named_buffers())
     for name, t in ref.items():
         if name.endswith(("running_mean", "running_var")):
             assert torch.allclose(got[name], t, rtol=1e-6, atol=1e-7), name
