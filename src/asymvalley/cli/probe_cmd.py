@@ -211,7 +211,8 @@ def register(app: typer.Typer) -> None:
                                                help="alpha from A to B: two numbers, A < B (default -1 1; e.g. --range -2 2)"),
         points: int = typer.Option(41, "--points", help="number of alphas (>= 3)"),
         splits: str = typer.Option("train,test", "--splits", help="comma-separated: train,test (a SPEC.py: the keys of its data)"),
-        bn: str = typer.Option("eval", "--bn", help="eval | recalibrate | recalibrate:N"),
+        bn: str = typer.Option("eval", "--bn", help="eval | recalibrate[:N][:interp=K][:batches] (interp=K: exact at K "
+                                "anchors, interpolated between, checked to 0.5 %)"),
         slopes: bool = typer.Option(False, "--slopes", help="also the exact d/dl L(w + l u) by forward-mode AD"),
         checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="centre in a run dir: sgd (default) | swa | sgd_after_swa | epoch_NNN"),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", help="evaluation mini-batch (default: 1024 on CPU, 4096 on CUDA)"),
