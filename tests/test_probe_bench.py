@@ -32,6 +32,7 @@ def test_engine_v2_jobs_run_against_their_references():
     assert by["user_module"]["kernels"].startswith("fused") and by["sequential"]["kernels"].startswith("fused")
     for job in ("user_module", "sequential", "bn_interp"):
         assert by[job]["max_rel_diff"] < 1e-5 and by[job]["speedup"] > 0
+    assert by["bn_interp"]["approx_max_rel_diff"] <= 0.005 and by["bn_interp"]["approx_check"]["tolerance"] == 0.005
     assert by["slopes"]["kernels"] == "fused-jvp" and by["slopes"]["max_rel_diff_slope_vs_jvp_loop"] < 1e-3
     assert by["slopes"]["slope_diff_rel_to_scale"] < 1e-5 and by["slopes"]["generic_slope_diff_rel_to_scale"] < 1e-5
     assert by["slopes"]["generic_kernels"] == "generic"

@@ -9,6 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from bn_reference import authors_bn_update
+
 from asymvalley import data as avdata
 from asymvalley import models
 from asymvalley import probe
@@ -286,23 +288,6 @@ def test_cpu_fast_path_matches_plain_kernels(ds, name):
         assert fast["splits"][s]["accuracy"] == plain["splits"][s]["accuracy"]
 
 
-def _authors_bn_update(model, batches):
-    """The SWA authors' bn_update, re-implemented in plain PyTorch: reset, then momentum b / (n + b) per batch."""
-    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for m in bns:
-        m.reset_running_stats()
-    model.train()
-    n = 0
-    with torch.no_grad():
-        for x in batches:
-            b = x.size(0)
-            for m in bns:
-                m.momentum = b / (n + b)
-            model(x)
-            n += b
-    return model.eval()
-
-
 @pytest.mark.parametrize("fast", [None, False])
 def test_recalibrate_weights_batches_by_samples_like_the_authors(ds, fast):
     m = _model("cnn1d_bn", ds)
@@ -315,7 +300,7 @@ def test_recalibrate_weights_batches_by_samples_like_the_authors(ds, fast):
     with torch.no_grad():
         for n, p in fresh.named_parameters():
             p.add_(u.tensors[n], alpha=a)
-    _authors_bn_update(fresh, [ds.train_x[i:i + bs] for i in range(0, len(ds.train_x), bs)])
+    authors_bn_update(fresh, [ds.train_x[i:i + bs] for i in range(0, len(ds.train_x), bs)])
     with torch.no_grad():
         out = fresh(ds.test_x)
     ref = F.cross_entropy(out, ds.test_y, reduction="sum").double().item() / len(ds.test_y)

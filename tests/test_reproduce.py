@@ -16,7 +16,7 @@ from asymvalley.store import RunStore
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    from asymvalley.experiments.reproduce import reproduce
+    from asymvalley.reproduction import reproduce
 
     out = tmp_path_factory.mktemp("smoke") / "out"
     reproduce("smoke", out, progress=False, log=lambda s: None)

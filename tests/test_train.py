@@ -83,10 +83,11 @@ def test_swa_batchnorm_statistics_come_from_update_bn(tmp_path):
 
 
 def test_default_budget_accuracy_mlp(tmp_path):
-    """Issue 2 acceptance: the MLP reaches >= 55% test accuracy on MNIST-1D with the default budget."""
-    t0 = time.perf_counter()
+    """Issue 2 acceptance: the MLP reaches >= 55% test accuracy on MNIST-1D with the default budget.
+
+    (Its time budget is measured by ``asymvalley bench train``, not asserted here: a shared machine makes
+    wall-clock assertions flaky.)"""
     metrics = run_training(TrainConfig(model="mlp"), tmp_path / "mlp", progress=False)
-    assert time.perf_counter() - t0 < 120
     assert metrics["final"]["sgd"]["test_acc"] >= 0.55
     assert metrics["final"]["swa"]["test_acc"] >= 0.55
 

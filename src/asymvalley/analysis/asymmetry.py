@@ -213,54 +213,69 @@ def best_certificate(
         raise UsageError(f"objective must be 'c' or 'width', got {objective!r}")
     mp = as_int(min_points, "min_points", minimum=1)
     g, src = _slopes_and_source(a, f, slopes, window)
+    radii = _radial_slopes(a, g)
+    if radii is None:
+        return None
+    R, F, S = radii
+    best: Certificate | None = None
+    best_key = None
+    for side, flat, sharp in (("+", F, S), ("-", S, F)):
+        for key, cert in _side_candidates(R, flat, sharp, side, cm, mp, objective, src):
+            if best_key is None or key > best_key:
+                best_key, best = key, cert
+    return best
+
+
+def _radial_slopes(a: np.ndarray, g: np.ndarray):
+    """(radii R, f'(R) on +u, -f'(-R) on -u) on the merged candidate radii |alpha| > 0; None if there are none.
+
+    |alpha| values equal within 1e-9 of the range merge into one radius; a side without a sample there holds NaN."""
     scale = float(np.max(np.abs(a)))
     tol = 1e-9 * scale if scale > 0 else 0.0
     mags = np.abs(a)
-    # Merge |alpha| values equal within tol into one candidate radius.
     raw = np.sort(mags[mags > tol])
     if raw.size == 0:
         return None
-    keep = np.concatenate([[True], np.diff(raw) > tol])
-    R = raw[keep]
+    R = raw[np.concatenate([[True], np.diff(raw) > tol])]
     m = R.size
     F = np.full(m, np.nan)  # f'(l) at radius R[k] on +u
     S = np.full(m, np.nan)  # -f'(-l) at radius R[k] on -u
     for arr, sel, sign in ((F, a > tol, 1.0), (S, a < -tol, -1.0)):
         idx = np.clip(np.searchsorted(R, mags[sel] - tol), 0, m - 1)
         arr[idx] = sign * g[sel]
-    best: Certificate | None = None
-    best_key = None
-    for side, flat, sharp in (("+", F, S), ("-", S, F)):
-        flat_max = np.where(np.isnan(flat), -np.inf, flat)
-        sharp_min = np.where(np.isnan(sharp), np.inf, sharp)
-        nflat_all = (~np.isnan(flat)).astype(np.int64)
-        nsharp_all = (~np.isnan(sharp)).astype(np.int64)
-        for i in range(m - 2):
-            # interval (R[i], R[j]) holds samples k = i+1 .. j-1, for j = i+2 .. m-1
-            p = np.maximum.accumulate(flat_max[i + 1 : m - 1])
-            s = np.minimum.accumulate(sharp_min[i + 1 : m - 1])
-            nf = np.cumsum(nflat_all[i + 1 : m - 1])
-            ns = np.cumsum(nsharp_all[i + 1 : m - 1])
-            ok = (nf >= mp) & (ns >= mp) & (p > 0)
-            if not ok.any():
-                continue
-            with np.errstate(all="ignore"):
-                c = np.where(ok, s / np.where(p > 0, p, 1.0), -np.inf)
-            ok &= c > cm
-            if not ok.any():
-                continue
-            widths = R[i + 2 : m] - R[i]
-            # c compared to 9 significant digits so that round-off does not decide ties
-            c_key = np.where(ok, _sig(c), -np.inf)
-            w_key = np.where(ok, widths, -np.inf)
-            order = np.lexsort((w_key, c_key)) if objective == "c" else np.lexsort((c_key, w_key))
-            t = int(order[-1])
-            key = (c_key[t], w_key[t]) if objective == "c" else (w_key[t], c_key[t])
-            if best_key is None or key > best_key:
-                best_key = key
-                best = Certificate(float(R[i + 2 + t]), float(R[i]), float(p[t]), float(s[t]), float(c[t]),
-                                   side, int(nf[t]), int(ns[t]), src, True, "")
-    return best
+    return R, F, S
+
+
+def _side_candidates(R, flat, sharp, side: str, cm: float, mp: int, objective: str, src: str):
+    """For each inner radius R[i], the best qualifying interval (R[i], R[j]) with ``side`` flat: yields (key, certificate)."""
+    m = R.size
+    flat_max = np.where(np.isnan(flat), -np.inf, flat)
+    sharp_min = np.where(np.isnan(sharp), np.inf, sharp)
+    nflat_all = (~np.isnan(flat)).astype(np.int64)
+    nsharp_all = (~np.isnan(sharp)).astype(np.int64)
+    for i in range(m - 2):
+        # interval (R[i], R[j]) holds samples k = i+1 .. j-1, for j = i+2 .. m-1
+        p = np.maximum.accumulate(flat_max[i + 1 : m - 1])
+        s = np.minimum.accumulate(sharp_min[i + 1 : m - 1])
+        nf = np.cumsum(nflat_all[i + 1 : m - 1])
+        ns = np.cumsum(nsharp_all[i + 1 : m - 1])
+        ok = (nf >= mp) & (ns >= mp) & (p > 0)
+        if not ok.any():
+            continue
+        with np.errstate(all="ignore"):
+            c = np.where(ok, s / np.where(p > 0, p, 1.0), -np.inf)
+        ok &= c > cm
+        if not ok.any():
+            continue
+        widths = R[i + 2 : m] - R[i]
+        # c compared to 9 significant digits so that round-off does not decide ties
+        c_key = np.where(ok, _sig(c), -np.inf)
+        w_key = np.where(ok, widths, -np.inf)
+        order = np.lexsort((w_key, c_key)) if objective == "c" else np.lexsort((c_key, w_key))
+        t = int(order[-1])
+        key = (c_key[t], w_key[t]) if objective == "c" else (w_key[t], c_key[t])
+        yield key, Certificate(float(R[i + 2 + t]), float(R[i]), float(p[t]), float(s[t]), float(c[t]),
+                               side, int(nf[t]), int(ns[t]), src, True, "")
 
 
 def _sig(x: np.ndarray, digits: int = 9) -> np.ndarray:

@@ -127,55 +127,67 @@ def neighborhood_summary(
     neighbours where it fails are listed.
     """
     a = as_alphas(alphas)
-    try:
-        Y = np.asarray(curves, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise UsageError("curves must be a rectangular (n_neighbours, n_alphas) array of numbers") from None
-    if Y.ndim != 2 or Y.shape[1] != a.size or Y.shape[0] < 1:
-        raise UsageError(f"curves must have shape (n_neighbours, {a.size}), got {tuple(Y.shape)}")
-    if not np.all(np.isfinite(Y)):
-        raise UsageError("curves contain NaN or inf; restrict them to their common finite region first")
-    G = None
-    if slopes is not None:
-        G = np.asarray(slopes, dtype=np.float64)
-        if G.shape != Y.shape or not np.all(np.isfinite(G)):
-            raise UsageError(f"slopes must be finite with the same shape as curves {tuple(Y.shape)}")
+    Y, G = _as_curves(curves, slopes, a.size)
     with np.errstate(over="ignore", invalid="ignore"):  # huge losses: inf std is reported, not an error
         mean = Y.mean(axis=0)
         std = Y.std(axis=0, ddof=1) if Y.shape[0] > 1 else np.zeros_like(mean)
     if (r_inner is None) != (r_outer is None):
         raise UsageError("give both r_inner and r_outer, or neither (then the mean curve's best interval is used)")
-    if r_inner is None:
-        gm = None if G is None else G.mean(axis=0)
-        best = best_certificate(a, mean, gm, c_min=c_min, objective="width", window=window)
-        if best is None:
-            best = best_certificate(a, mean, gm, c_min=1.0, objective="c", window=window)
-        if best is None:
-            raise UsageError("the mean curve has no asymmetric interval; pass --r-inner and --r-outer explicitly")
-        ri, ro, side = best.r_inner, best.r_outer, best.flat_side
-    else:
-        ri, ro = as_finite(r_inner, "r_inner"), as_finite(r_outer, "r_outer")
-        side = certificate(a, mean, None if G is None else G.mean(axis=0), r_inner=ri, r_outer=ro,
-                           window=window).flat_side
+    if (p is None) != (c is None):
+        raise UsageError("give both p and c to check a certificate, or neither")
+    gm = None if G is None else G.mean(axis=0)
+    ri, ro, side = _mean_interval(a, mean, gm, r_inner, r_outer, c_min, window)
     certs = [certificate(a, Y[i], None if G is None else G[i], r_inner=ri, r_outer=ro, window=window,
                          flat_side=side) for i in range(Y.shape[0])]
     per = [{"p": ct.p, "s": ct.s, "c": (ct.c if math.isfinite(ct.c) else None), "valid": ct.valid} for ct in certs]
     ps = np.array([ct.p for ct in certs])
     ss = np.array([ct.s for ct in certs])
-    p_all, s_all = float(np.max(ps)), float(np.min(ss))
-    src, nf, ns = certs[0].slope_source, certs[0].n_flat, certs[0].n_sharp
-    if p_all > 0 and s_all / p_all > 1:
-        joint = Certificate(ro, ri, p_all, s_all, s_all / p_all, side, nf, ns, src, True, "")
-    else:
-        reason = ("flat side is not ascending at some neighbour (p <= 0)" if not p_all > 0
-                  else "c <= 1 at the worst neighbour")
-        joint = Certificate(ro, ri, p_all, s_all, s_all / p_all if p_all > 0 else math.nan, side, nf, ns, src,
-                            False, reason)
+    joint = _joint_certificate(certs, ps, ss, ri, ro, side)
     checked, failures = None, []
-    if (p is None) != (c is None):
-        raise UsageError("give both p and c to check a certificate, or neither")
     if p is not None:
         pc, cc = as_positive(p, "p"), as_finite(c, "c")
         checked = {"r_outer": ro, "r_inner": ri, "p": pc, "c": cc, "flat_side": side}
         failures = [i for i in range(len(certs)) if not (ps[i] < pc and ss[i] > cc * pc)]
     return NeighborhoodSummary(mean.tolist(), std.tolist(), joint, per, checked, failures)
+
+
+def _as_curves(curves: Any, slopes: Any, n: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """The neighbours' losses (and slopes) as finite ``(n_neighbours, n)`` arrays; one clear error otherwise."""
+    try:
+        Y = np.asarray(curves, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UsageError("curves must be a rectangular (n_neighbours, n_alphas) array of numbers") from None
+    if Y.ndim != 2 or Y.shape[1] != n or Y.shape[0] < 1:
+        raise UsageError(f"curves must have shape (n_neighbours, {n}), got {tuple(Y.shape)}")
+    if not np.all(np.isfinite(Y)):
+        raise UsageError("curves contain NaN or inf; restrict them to their common finite region first")
+    if slopes is None:
+        return Y, None
+    G = np.asarray(slopes, dtype=np.float64)
+    if G.shape != Y.shape or not np.all(np.isfinite(G)):
+        raise UsageError(f"slopes must be finite with the same shape as curves {tuple(Y.shape)}")
+    return Y, G
+
+
+def _mean_interval(a, mean, gm, r_inner, r_outer, c_min: float, window: int) -> tuple[float, float, str]:
+    """(r_inner, r_outer, flat side): the given interval, or the mean curve's widest certified one (else its best c)."""
+    if r_inner is not None:
+        ri, ro = as_finite(r_inner, "r_inner"), as_finite(r_outer, "r_outer")
+        return ri, ro, certificate(a, mean, gm, r_inner=ri, r_outer=ro, window=window).flat_side
+    best = best_certificate(a, mean, gm, c_min=c_min, objective="width", window=window)
+    if best is None:
+        best = best_certificate(a, mean, gm, c_min=1.0, objective="c", window=window)
+    if best is None:
+        raise UsageError("the mean curve has no asymmetric interval; pass --r-inner and --r-outer explicitly")
+    return best.r_inner, best.r_outer, best.flat_side
+
+
+def _joint_certificate(certs, ps, ss, ri: float, ro: float, side: str) -> Certificate:
+    """The one certificate that holds at every neighbour: worst p (largest) and worst s (smallest)."""
+    p_all, s_all = float(np.max(ps)), float(np.min(ss))
+    src, nf, ns = certs[0].slope_source, certs[0].n_flat, certs[0].n_sharp
+    if p_all > 0 and s_all / p_all > 1:
+        return Certificate(ro, ri, p_all, s_all, s_all / p_all, side, nf, ns, src, True, "")
+    reason = ("flat side is not ascending at some neighbour (p <= 0)" if not p_all > 0
+              else "c <= 1 at the worst neighbour")
+    return Certificate(ro, ri, p_all, s_all, s_all / p_all if p_all > 0 else math.nan, side, nf, ns, src, False, reason)

@@ -98,24 +98,8 @@ def shift_gap(
     f = as_values(train_loss, af.size, "train_loss")
     ag = as_alphas(alphas_test, "alphas_test")
     g = as_values(test_loss, ag.size, "test_loss")
-    lo_c, hi_c = max(af[0], ag[0]), min(af[-1], ag[-1])
-    if not hi_c > lo_c:
-        raise UsageError("the training and test grids do not overlap; probe both splits on the same range")
-    md = (hi_c - lo_c) / 4 if max_delta is None else as_positive(max_delta, "max_delta")
-    finest = float(min(np.min(np.diff(af)), np.min(np.diff(ag))))
-    step = finest / 4 if delta_step is None else as_positive(delta_step, "delta_step")
-    n_steps = int(math.ceil(md / step))
-    if n_steps > 20000:
-        raise UsageError(f"max_delta/delta_step gives {2 * n_steps + 1} shifts; use a larger delta_step")
-    lo, hi = max(af[0], ag[0] + md), min(af[-1], ag[-1] - md)
-    if radius is not None:
-        r = as_positive(radius, "radius")
-        if -r < lo - 1e-12 or r > hi + 1e-12:
-            raise UsageError(
-                f"radius {r:g} does not fit the common domain [{lo:g}, {hi:g}] for shifts up to {md:g}; "
-                "use a smaller --radius or --max-delta"
-            )
-        lo, hi = -r, r
+    md, step, deltas = _delta_grid(af, ag, max_delta, delta_step)
+    lo, hi = _common_domain(af, ag, md, radius)
     sel = (af >= lo - 1e-12) & (af <= hi + 1e-12)
     if int(sel.sum()) < 2:
         raise UsageError(
@@ -125,26 +109,8 @@ def shift_gap(
     l_f, f_d = af[sel], f[sel]
     offset = float(np.min(f) - np.min(g))
     g0 = g + offset  # L0 = L - min L + min L_hat
-    deltas = np.linspace(-n_steps * step, n_steps * step, 2 * n_steps + 1)
-    deltas = np.clip(deltas, -md, md)
-    # Vectorised scan: (n_delta, n_points), chunked to bound memory.
-    xi = np.empty(deltas.size)
-    chunk = max(1, 2_000_000 // max(1, l_f.size))
-    for s0 in range(0, deltas.size, chunk):
-        d = deltas[s0 : s0 + chunk, None]
-        xi[s0 : s0 + chunk] = np.max(np.abs(np.interp(l_f[None, :] + d, ag, g0) - f_d[None, :]), axis=1)
-    if not np.all(np.isfinite(xi)):
-        raise UsageError("the shift gap overflowed; loss values are too large")
-    k = int(np.argmin(xi))
-    d_star, xi_star = float(deltas[k]), float(xi[k])
-    lo_b, hi_b = float(deltas[max(0, k - 1)]), float(deltas[min(deltas.size - 1, k + 1)])
-    if hi_b > lo_b:
-        from scipy.optimize import minimize_scalar
-
-        res = minimize_scalar(lambda t: xi_at(t, l_f, f_d, ag, g0), bounds=(lo_b, hi_b), method="bounded",
-                              options={"xatol": step * 1e-3})
-        if res.success and float(res.fun) < xi_star:
-            d_star, xi_star = float(res.x), float(res.fun)
+    xi = _scan_xi(deltas, l_f, f_d, ag, g0)
+    d_star, xi_star = _refine_minimum(deltas, xi, step, l_f, f_d, ag, g0)
     xi0 = xi_at(0.0, l_f, f_d, ag, g0)
     ratios = None if xi0 <= 0 else (xi / xi0).tolist()
     return ShiftGap(
@@ -158,3 +124,59 @@ def shift_gap(
         xi=xi.tolist(),
         ratios=ratios,
     )
+
+
+def _delta_grid(af: np.ndarray, ag: np.ndarray, max_delta: float | None, delta_step: float | None):
+    """(max |delta|, step, the scanned shifts): a quarter of the grids' overlap and a quarter of the finest step by default."""
+    lo_c, hi_c = max(af[0], ag[0]), min(af[-1], ag[-1])
+    if not hi_c > lo_c:
+        raise UsageError("the training and test grids do not overlap; probe both splits on the same range")
+    md = (hi_c - lo_c) / 4 if max_delta is None else as_positive(max_delta, "max_delta")
+    finest = float(min(np.min(np.diff(af)), np.min(np.diff(ag))))
+    step = finest / 4 if delta_step is None else as_positive(delta_step, "delta_step")
+    n_steps = int(math.ceil(md / step))
+    if n_steps > 20000:
+        raise UsageError(f"max_delta/delta_step gives {2 * n_steps + 1} shifts; use a larger delta_step")
+    deltas = np.clip(np.linspace(-n_steps * step, n_steps * step, 2 * n_steps + 1), -md, md)
+    return md, step, deltas
+
+
+def _common_domain(af: np.ndarray, ag: np.ndarray, md: float, radius: float | None) -> tuple[float, float]:
+    """The domain [lo, hi] on which both curves exist for every shift up to ``md`` (or ``[-radius, radius]``)."""
+    lo, hi = max(af[0], ag[0] + md), min(af[-1], ag[-1] - md)
+    if radius is None:
+        return lo, hi
+    r = as_positive(radius, "radius")
+    if -r < lo - 1e-12 or r > hi + 1e-12:
+        raise UsageError(
+            f"radius {r:g} does not fit the common domain [{lo:g}, {hi:g}] for shifts up to {md:g}; "
+            "use a smaller --radius or --max-delta"
+        )
+    return -r, r
+
+
+def _scan_xi(deltas: np.ndarray, l_f: np.ndarray, f_d: np.ndarray, ag: np.ndarray, g0: np.ndarray) -> np.ndarray:
+    """xi(delta) at every scanned shift, vectorised as (n_delta, n_points) in chunks that bound memory."""
+    xi = np.empty(deltas.size)
+    chunk = max(1, 2_000_000 // max(1, l_f.size))
+    for s0 in range(0, deltas.size, chunk):
+        d = deltas[s0 : s0 + chunk, None]
+        xi[s0 : s0 + chunk] = np.max(np.abs(np.interp(l_f[None, :] + d, ag, g0) - f_d[None, :]), axis=1)
+    if not np.all(np.isfinite(xi)):
+        raise UsageError("the shift gap overflowed; loss values are too large")
+    return xi
+
+
+def _refine_minimum(deltas, xi, step, l_f, f_d, ag, g0) -> tuple[float, float]:
+    """(delta*, xi(delta*)): the scan's minimum, refined between its grid neighbours by a bounded scalar search."""
+    k = int(np.argmin(xi))
+    d_star, xi_star = float(deltas[k]), float(xi[k])
+    lo_b, hi_b = float(deltas[max(0, k - 1)]), float(deltas[min(deltas.size - 1, k + 1)])
+    if hi_b > lo_b:
+        from scipy.optimize import minimize_scalar
+
+        res = minimize_scalar(lambda t: xi_at(t, l_f, f_d, ag, g0), bounds=(lo_b, hi_b), method="bounded",
+                              options={"xatol": step * 1e-3})
+        if res.success and float(res.fun) < xi_star:
+            d_star, xi_star = float(res.x), float(res.fun)
+    return d_star, xi_star

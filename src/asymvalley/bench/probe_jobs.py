@@ -14,7 +14,10 @@
   from a float64 one by 3e-4 pointwise there, as much as the engine does).
 * ``bn_interp``: job B, an interpolation ``w_A + a (w_B - w_A)``, ``a`` in [0, 1], with BN
   statistics re-estimated at every point (batches of 128, samples-weighted) on train + test,
-  against the SWA authors' loop (reset BN, momentum ``b / (n + b)``, eval).
+  against the SWA authors' loop (reset BN, momentum ``b / (n + b)``, eval); ``ratio_to_peak``
+  counts the forward FLOPs of one re-estimation pass (train) and one eval pass (train + test)
+  per point. A second line: the approximate mode `APPROX_BN` (statistics interpolated between
+  exactly re-estimated anchors, `asymvalley.probe.bn_interp`) on the same job.
 
 Timings are the best of ``repeats`` runs, engine and reference taking turns.
 """
@@ -210,8 +213,14 @@ def _job_slopes(ds, points: int, best: Callable, say: Callable) -> dict:
     return row
 
 
-def _job_bn_interp(ds, points: int, best: Callable, say: Callable) -> dict:
+#: the approximate BN mode `asymvalley.bench.probe_bench` reports next to the exact one on job B
+APPROX_BN = "recalibrate:interp=3"
+
+
+def _job_bn_interp(ds, points: int, best: Callable, say: Callable, peak: float) -> dict:
+    """Job B with exact re-estimation (``recalibrate``) and the approximate mode `APPROX_BN`, against the authors' loop."""
     from .. import models, probe
+    from .probe_bench import forward_flops_per_sample
 
     torch.manual_seed(0)
     start = _settled(models.create("cnn1d_bn", input_shape=ds.input_shape, num_classes=ds.num_classes), ds.prepare(ds.train_x))
@@ -221,8 +230,23 @@ def _job_bn_interp(ds, points: int, best: Callable, say: Callable) -> dict:
             p.add_(0.1 * p.abs().mean() * torch.randn_like(p))
     u = probe.make_direction("interp", start, start=dict(start.named_parameters()), end=dict(end.named_parameters()))
     data, alphas = _splits(ds), probe.linspace(0, 1, points)
-    return _job("bn_interp", lambda: probe.curve(start, data, u, alphas, bn="recalibrate"),
-                lambda: authors_bn_loop(start, data, u.tensors, alphas), best, say, "authors' bn_update loop", points=points)
+    timed = best({"engine": lambda: probe.curve(start, data, u, alphas, bn="recalibrate"),
+                  "approx": lambda: probe.curve(start, data, u, alphas, bn=APPROX_BN),
+                  "reference": lambda: authors_bn_loop(start, data, u.tensors, alphas)})
+    (te, res), (ta, app), (tr, ref) = timed["engine"], timed["approx"], timed["reference"]
+    n_recal, n_eval = len(data["train"][0]), sum(len(x) for x, _ in data.values())
+    flops = forward_flops_per_sample(start, data["train"][0][:1]) * (n_recal + n_eval) * points
+    row = {"job": "bn_interp", "points": points, "engine_s": te, "reference_s": tr, "speedup": tr / te, "kernels": res["kernels"],
+           "reference": "authors' bn_update loop", "max_rel_diff": _rel(_rows(res), ref), "ratio_to_peak": flops / te / 1e9 / peak,
+           "approx_bn": APPROX_BN, "approx_s": ta, "approx_speedup": tr / ta, "approx_max_rel_diff": _rel(_rows(app), ref),
+           "approx_check": app.get("bn_check")}
+    say(f"bn_interp: engine [{row['kernels']}, recalibrate] {te:.2f}s vs authors' bn_update loop {tr:.2f}s -> {tr / te:.2f}x, "
+        f"max rel diff {row['max_rel_diff']:.1e}, {row['ratio_to_peak']:.2f} of the matmul peak (re-estimation + eval FLOPs)")
+    check = row["approx_check"] or {}
+    say(f"bn_interp: engine [{APPROX_BN}] {ta:.2f}s vs authors' bn_update loop {tr:.2f}s -> {tr / ta:.2f}x, max rel diff "
+        f"{row['approx_max_rel_diff']:.1e} (bound 0.5%; check {check.get('max_rel_error', float('nan')):.1e}"
+        f"{', fell back to exact' if check.get('fallback') else ''})")
+    return row
 
 
 def run_jobs(dataset: str, cifar: str, points: int, best: Callable, say: Callable, peak: float,
@@ -234,5 +258,5 @@ def run_jobs(dataset: str, cifar: str, points: int, best: Callable, say: Callabl
     rows = _job_a(ds, points, best, say, peak)
     rows.append(_job_resnet(cifar, resnet_points, best, say))
     rows.append(_job_slopes(ds, slope_points, best, say))
-    rows.append(_job_bn_interp(ds, interp_points, best, say))
+    rows.append(_job_bn_interp(ds, interp_points, best, say, peak))
     return rows

@@ -151,7 +151,13 @@ def register(app: typer.Typer) -> None:
     sub = typer.Typer(help="The paper's definitions on probe curves: asymmetry (Def. 1-2), shift (Def. 3), "
                            "neighborhood (Assumption 2).", no_args_is_help=True)
     app.add_typer(sub, name="analyze")
+    _register_asymmetry(sub)
+    _register_shift(sub)
+    _register_neighborhood(sub)
 
+
+def _register_asymmetry(sub: typer.Typer) -> None:
+    """``analyze asymmetry``: Definitions 1-2 on one curve."""
     @sub.command("asymmetry")
     def asymmetry_command(
         curve: Path = typer.Argument(..., metavar="CURVE_OR_RUN", help="curve.json from 'asymvalley probe', or a run directory"),
@@ -186,6 +192,9 @@ def register(app: typer.Typer) -> None:
                          "holds": bool(cert is not None and cert.holds(c_min))})
         typer.echo(f"{asymmetry_line(cert, best_any, c_min, min_points)} (wrote {out})")
 
+
+def _register_shift(sub: typer.Typer) -> None:
+    """``analyze shift``: Definition 3 on a curve's two splits."""
     @sub.command("shift")
     def shift_command(
         curve: Path = typer.Argument(..., metavar="CURVE_OR_RUN", help="curve.json with a training and a test split, or a run directory"),
@@ -212,6 +221,9 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"shift: delta* = {res.delta_star:.3g}, xi(delta*) = {res.xi_star:.3g}, xi(0) = {res.xi_zero:.3g}, "
                    f"ratio {ratio} (wrote {out})")
 
+
+def _register_neighborhood(sub: typer.Typer) -> None:
+    """``analyze neighborhood``: Assumption 2 over neighbour curves."""
     @sub.command("neighborhood")
     def neighborhood_command(
         curves: Path = typer.Argument(..., help='JSON: {"curves": [curve or path, ...]} along u at the neighbours'),
@@ -225,27 +237,11 @@ def register(app: typer.Typer) -> None:
         window: int = typer.Option(0, help="finite-difference rule: 0 = numpy.gradient, k = local LSQ fit"),
     ) -> None:
         """Assumption 2: one certificate at every sampled neighbour, mean and spread of the curves (Figure 4)."""
-        import numpy as np
-
         from ..analysis._validate import curve_split
         from ..analysis.neighborhood import neighborhood_summary
 
         _guard(out, curves)
-        parsed = [curve_split(cv, split) for cv in _load_neighbors(curves, out)]
-        # common finite region: intersection of the per-curve finite ranges, on the shared grid
-        lo = max(pa[3]["finite_range"][0] for pa in parsed)
-        hi = min(pa[3]["finite_range"][1] for pa in parsed)
-        a0 = parsed[0][0]
-        rows, srows = [], []
-        for a, f, g, _ in parsed:
-            sel = (a >= lo) & (a <= hi)
-            ref = (a0 >= lo) & (a0 <= hi)
-            if sel.sum() != ref.sum() or not np.allclose(a[sel], a0[ref], rtol=0, atol=1e-9):
-                raise UsageError("the neighbour curves do not share the same alphas; probe them on one grid")
-            rows.append(f[sel])
-            srows.append(None if g is None else g[sel])
-        alphas = a0[(a0 >= lo) & (a0 <= hi)]
-        slopes = None if any(s is None for s in srows) else srows
+        alphas, rows, slopes, (lo, hi) = _common_grid([curve_split(cv, split) for cv in _load_neighbors(curves, out)])
         res = neighborhood_summary(alphas, rows, slopes, r_inner=r_inner, r_outer=r_outer, p=p, c=c,
                                    c_min=c_min, window=window)
         write_json(out, {"command": "neighborhood", "split": split, "n": len(rows),
@@ -256,3 +252,22 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"Assumption 2 {verdict} at c > {c_min:g} over {len(rows)} neighbours: common c = {cert.c:.3g} on "
                    f"({cert.r_inner:.3g}, {cert.r_outer:.3g}), p = {cert.p:.3g}"
                    + (f", {n_fail} neighbour(s) fail the given (p, c)" if res.checked else "") + f" (wrote {out})")
+
+
+def _common_grid(parsed: list) -> tuple:
+    """The neighbour curves on their common finite region of one shared grid: (alphas, losses, slopes or None, (lo, hi))."""
+    import numpy as np
+
+    lo = max(pa[3]["finite_range"][0] for pa in parsed)
+    hi = min(pa[3]["finite_range"][1] for pa in parsed)
+    a0 = parsed[0][0]
+    ref = (a0 >= lo) & (a0 <= hi)
+    rows, srows = [], []
+    for a, f, g, _ in parsed:
+        sel = (a >= lo) & (a <= hi)
+        if sel.sum() != ref.sum() or not np.allclose(a[sel], a0[ref], rtol=0, atol=1e-9):
+            raise UsageError("the neighbour curves do not share the same alphas; probe them on one grid")
+        rows.append(f[sel])
+        srows.append(None if g is None else g[sel])
+    slopes = None if any(s is None for s in srows) else srows
+    return a0[ref], rows, slopes, (lo, hi)

@@ -79,38 +79,24 @@ def parse_range(value: tuple[str, str]) -> tuple[float, float]:
         raise UsageError(f"--range takes two numbers separated by a space, e.g. --range -2 2 (got {' '.join(value)!r})") from None
 
 
-def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, float] = (-1.0, 1.0), points: int = 41,
-              splits: str = "train,test", bn: str = "eval", slopes: bool = False, checkpoint: Optional[str] = None,
-              batch_size: Optional[int] = None, device: str = "cpu", out: Optional[Path] = None, progress: bool = True,
-              autocast: Optional[str] = None) -> dict:
-    """The body of ``asymvalley probe`` (also callable from Python and tests)."""
-    import torch
-
-    from .. import data as avdata
-    from ..checkpoint import build_model, read_checkpoint, sha256_file
-    from ..probe import curve, linspace
-    from ..probe import distributed
-    from ..probe.bn import parse_bn
-    from ..probe.request import check_autocast, check_batch_size, check_device
-    from ..probe.direction_spec import parse_spec, resolve
-    from ..probe.space import ParamSpace
-    from ..store import STORE_NAME, RunStore
-
-    # -- cheap validation first --------------------------------------------------------
-    from ..limits import MAX_POINTS, check_count, check_seed
+def _check_counts(seed: int, points: int, batch_size: Optional[int]) -> None:
+    """Seed, point count and batch size within the project's limits (asymvalley.limits)."""
+    from ..limits import MAX_BATCH, MAX_POINTS, check_count, check_seed
 
     check_seed(seed)
     if points >= 3:  # (fewer: linspace says why)
         check_count(points, "--points", 3, MAX_POINTS, "each point is a full pass over the data")
     if batch_size is not None and batch_size >= 1:
-        from ..limits import MAX_BATCH
-
         check_count(batch_size, "--batch-size", 1, MAX_BATCH)
-    alphas = linspace(range_[0], range_[1], points)
-    if str(target).endswith(".py"):  # the user's own model and data (cli/user_spec.py)
-        from .user_spec import probe_spec
 
-        return probe_spec(target, direction, alphas, seed, splits, bn, slopes, batch_size, device, out, progress, autocast)
+
+def _check_request(splits: str, bn: str, autocast: Optional[str], device: str, batch_size: Optional[int],
+                   out: Optional[Path]) -> tuple[list[str], Any]:
+    """The cheap checks of a checkpoint probe, before any file is read: (splits, BN policy)."""
+    from ..io import check_writable
+    from ..probe.bn import parse_bn
+    from ..probe.request import check_autocast, check_batch_size, check_device
+
     split_list = [s.strip() for s in splits.split(",") if s.strip()]
     for s in split_list:
         if s not in ("train", "test"):
@@ -123,30 +109,36 @@ def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, f
     if out is not None and Path(out).is_dir():
         raise UsageError(f"--out {out} is a directory; give a file name such as curve.json")
     if out is not None:
-        from ..checkpoint import check_writable
-
         check_writable(out, "--out")  # before any point is computed
-    spec = parse_spec(direction)
+    return split_list, policy
+
+
+def _run_dir_of(target: str, checkpoint: Optional[str]) -> Optional[Path]:
+    """The run directory a probe target belongs to (None for a loose .pt file); refuses what is neither."""
+    from ..store import STORE_NAME
 
     tpath = Path(target)
-    run_dir: Path | None = None
     if tpath.is_dir():
-        run_dir = tpath
-        if not (run_dir / STORE_NAME).is_file() and not (run_dir / "checkpoints").is_dir():
-            raise UsageError(f"{run_dir} is not a run directory (no {STORE_NAME} or checkpoints/); pass the --out directory of `asymvalley train` or a .pt file")
-    elif tpath.is_file():
+        if not (tpath / STORE_NAME).is_file() and not (tpath / "checkpoints").is_dir():
+            raise UsageError(f"{tpath} is not a run directory (no {STORE_NAME} or checkpoints/); pass the --out "
+                             "directory of `asymvalley train` or a .pt file")
+        return tpath
+    if tpath.is_file():
         if checkpoint is not None:
             raise UsageError("--checkpoint only applies to a run directory; drop it when probing a .pt file")
         if (tpath.parent.parent / STORE_NAME).is_file() and tpath.parent.name == "checkpoints":
-            run_dir = tpath.parent.parent
-    elif os.path.lexists(tpath):
+            return tpath.parent.parent
+        return None
+    if os.path.lexists(tpath):
         from ..io import open_regular
 
         open_regular(tpath, "checkpoint", "pass a run directory or a checkpoint .pt file")  # says what it is instead
-    else:
-        raise UsageError(f"{target} does not exist; pass a run directory or a checkpoint .pt file")
+    raise UsageError(f"{target} does not exist; pass a run directory or a checkpoint .pt file")
 
-    # -- centre checkpoint (the first end point of a two-point direction) and the direction -----
+
+def _centre_path(target: str, run_dir: Optional[Path], spec, checkpoint: Optional[str], out: Optional[Path]) -> Path:
+    """The centre checkpoint (a two-point direction's first end point); ``--out`` may not overwrite an input."""
+    tpath = Path(target)
     if spec.start is not None:
         center_path = _resolve_ckpt(run_dir, spec.start)
     else:
@@ -156,14 +148,38 @@ def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, f
 
         ends = [center_path] + ([_resolve_ckpt(run_dir, spec.options["pair"][1])] if "pair" in spec.options else [])
         refuse_clobber(out, "--out", inputs=[tpath, *ends, spec.options.get("path")])
+    return center_path
+
+
+def run_probe(target: str, direction: str, seed: int = 0, range_: tuple[float, float] = (-1.0, 1.0), points: int = 41,
+              splits: str = "train,test", bn: str = "eval", slopes: bool = False, checkpoint: Optional[str] = None,
+              batch_size: Optional[int] = None, device: str = "cpu", out: Optional[Path] = None, progress: bool = True,
+              autocast: Optional[str] = None) -> dict:
+    """The body of ``asymvalley probe`` (also callable from Python and tests)."""
+    from .. import data as avdata
+    from ..checkpoint import build_model, read_checkpoint, sha256_file
+    from ..probe import curve, distributed, linspace
+    from ..probe.direction_spec import parse_spec, resolve
+    from ..probe.space import ParamSpace
+    from ..store import STORE_NAME, RunStore
+
+    _check_counts(seed, points, batch_size)
+    alphas = linspace(range_[0], range_[1], points)
+    if str(target).endswith(".py"):  # the user's own model and data (cli/user_spec.py)
+        from .user_spec import probe_spec
+
+        return probe_spec(target, direction, alphas, seed, splits, bn, slopes, batch_size, device, out, progress, autocast)
+    split_list, policy = _check_request(splits, bn, autocast, device, batch_size, out)
+    spec = parse_spec(direction)
+    run_dir = _run_dir_of(target, checkpoint)
+    center_path = _centre_path(target, run_dir, spec, checkpoint, out)
     ckpt = read_checkpoint(center_path)
     model = build_model(ckpt, center_path).eval()
     space = ParamSpace(model)
     dataset = avdata.load(ckpt["dataset"])
     u = resolve(spec, model, _RunInputs(run_dir, ckpt, center_path, space, dataset), seed=seed, space=space)
 
-    # -- evaluate (writes the store in chunks), then the JSON ----------------------------
-    distributed.init_from_env(device)
+    distributed.init_from_env(device)  # evaluate (writes the store in chunks), then the JSON
     store = RunStore(run_dir, create=False) if run_dir is not None and os.path.lexists(run_dir / STORE_NAME) else None
     try:
         key_extra = {"checkpoint": sha256_file(center_path), "direction_spec": direction, "dataset": ckpt["dataset"]}
@@ -195,7 +211,8 @@ def register(app: typer.Typer) -> None:
                                                help="alpha from A to B: two numbers, A < B (default -1 1; e.g. --range -2 2)"),
         points: int = typer.Option(41, "--points", help="number of alphas (>= 3)"),
         splits: str = typer.Option("train,test", "--splits", help="comma-separated: train,test (a SPEC.py: the keys of its data)"),
-        bn: str = typer.Option("eval", "--bn", help="eval | recalibrate | recalibrate:N"),
+        bn: str = typer.Option("eval", "--bn", help="eval | recalibrate[:N][:interp=K][:batches] (interp=K: exact at K "
+                                "anchors, interpolated between, checked to 0.5 %)"),
         slopes: bool = typer.Option(False, "--slopes", help="also the exact d/dl L(w + l u) by forward-mode AD"),
         checkpoint: Optional[str] = typer.Option(None, "--checkpoint", help="centre in a run dir: sgd (default) | swa | sgd_after_swa | epoch_NNN"),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", help="evaluation mini-batch (default: 1024 on CPU, 4096 on CUDA)"),

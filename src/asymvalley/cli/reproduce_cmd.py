@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Reproduce the paper's claims with pre-registered protocols and write a report; rerun to resume."""
         from ..experiments.presets import get_preset
-        from ..experiments.reproduce import reproduce
+        from ..reproduction import reproduce
 
         get_preset(preset)  # an unknown preset fails before any download
         t0 = time.perf_counter()

@@ -26,7 +26,7 @@ from . import ALIASES, EXPERIMENTS, claim_ids, configure, protocol_hash
 from .context import Context
 from .presets import DESIGN_SEEDS_BELOW, Preset, get_preset
 
-__all__ = ["reproduce", "directory_lock", "parse_only", "check_seed"]
+__all__ = ["run_reproduction", "directory_lock", "parse_only", "check_seed"]
 
 SEED_LIMIT = 2 ** 31
 
@@ -158,11 +158,12 @@ def _run_claims(ctx: Context, names: list[str], log: Callable[[str], None], prog
         bar.close()
 
 
-def reproduce(preset_name: str, out: str | os.PathLike, only: str | list[str] | None = None, seed: int | str | None = None,
-              progress: bool = True, log: Callable[[str], None] = print) -> dict:
-    """Run (or resume) the preset's claims into ``out``, then write the report; returns results.json."""
-    from ..report.build import build_report
+def run_reproduction(preset_name: str, out: str | os.PathLike, only: str | list[str] | None = None,
+                     seed: int | str | None = None, progress: bool = True, log: Callable[[str], None] = print) -> Path:
+    """Run (or resume) the preset's claims into ``out`` (its store); returns ``out``.
 
+    The report is assembled from that store by `asymvalley.reproduction.reproduce` (experiments never import the
+    report layer)."""
     t0 = time.perf_counter()
     preset = get_preset(preset_name)
     names = parse_only(only) or claim_ids()
@@ -187,4 +188,4 @@ def reproduce(preset_name: str, out: str | os.PathLike, only: str | list[str] | 
             elapsed = float(store.get_meta("elapsed_s", 0.0)) + (time.perf_counter() - t0)
             store.set_meta("elapsed_s", round(elapsed, 3))
             store.close()
-        return build_report(out)
+    return out

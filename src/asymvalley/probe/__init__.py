@@ -87,6 +87,8 @@ def curve(model: nn.Module, data: Any, direction: Direction, alphas: Sequence[fl
     out = {"direction": direction.describe(), "bn": res["bn"], **({"autocast": res["autocast"]} if "autocast" in res else {}), "kernels": res["kernels"], "alphas": alphas, "splits": res["splits"]}
     if "curve_id" in res:
         out["curve_id"] = res["curve_id"]
+    if "bn_check" in res:  # policy recalibrate:interp=K (asymvalley.probe.bn_interp)
+        out["bn_check"] = res["bn_check"]
     return out
 
 
@@ -109,6 +111,8 @@ def plane(model: nn.Module, data: Any, directions: Sequence[Direction], alphas: 
     out = {"directions": [d.describe() for d in directions], "bn": res["bn"], **({"autocast": res["autocast"]} if "autocast" in res else {}), "kernels": res["kernels"], "alphas": alphas, "betas": betas, "splits": grid}
     if "curve_id" in res:
         out["curve_id"] = res["curve_id"]
+    if "bn_check" in res:  # policy recalibrate:interp=K (asymvalley.probe.bn_interp)
+        out["bn_check"] = res["bn_check"]
     return out
 
 
@@ -130,4 +134,6 @@ def points(model: nn.Module, data: Any, directions: Sequence[Direction], coords:
     out = {"directions": [d.describe() for d in directions], "bn": res["bn"], **({"autocast": res["autocast"]} if "autocast" in res else {}), "kernels": res["kernels"], "coords": coords, "splits": res["splits"]}
     if "curve_id" in res:
         out["curve_id"] = res["curve_id"]
+    if "bn_check" in res:  # policy recalibrate:interp=K (asymvalley.probe.bn_interp)
+        out["bn_check"] = res["bn_check"]
     return out

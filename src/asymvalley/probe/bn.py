@@ -18,6 +18,11 @@
 ``recalibrate:N`` (``recalibrate:N:batches``)
     the same on a fixed subset of ``N`` training samples (a seeded permutation,
     identical at every point), at a fraction of the cost.
+``recalibrate[:N]:interp=K[:batches]``
+    curves along one direction only: exact re-estimation at ``K`` anchors
+    (``interp`` alone: 5), statistics interpolated in alpha between them, every
+    split's loss within 0.5 % of exact re-estimation at the check points or an
+    exact fallback (`asymvalley.probe.bn_interp`).
 
 Measured before sample weighting became the default (``asymvalley bench probe``,
 cnn1d_bn on MNIST-1D, 11 points along a filter-normalised direction in [-1, 1],
@@ -42,7 +47,8 @@ from torch.func import functional_call
 
 from ..errors import UsageError
 
-__all__ = ["BNPolicy", "parse_bn", "bn_modules", "recalibration_subset", "recalibrated_buffers"]
+__all__ = ["BNPolicy", "parse_bn", "bn_modules", "recalibration_subset", "recalibrated_buffers", "running_average_passes",
+           "RunningAverage"]
 
 _BN = nn.modules.batchnorm._BatchNorm
 
@@ -54,21 +60,38 @@ class BNPolicy:
     batch_size: int = 128
     seed: int = 0
     weighting: str = "samples"  # "samples" (the authors' bn_update) | "batches" (update_bn's momentum=None)
+    anchors: int | None = None  # recalibrate:interp=K (`asymvalley.probe.bn_interp`)
 
     @property
     def name(self) -> str:
         if self.mode == "eval":
             return "eval"
         return "recalibrate" + (f":{self.n_samples}" if self.n_samples is not None else "") + \
+            (f":interp={self.anchors}" if self.anchors is not None else "") + \
             (":batches" if self.weighting == "batches" else "")
 
 
+_SYNTAX = "recalibrate[:N][:interp=K][:batches]"
+
+
+def _anchors(token: str, spec: str) -> int:
+    """K of an ``interp=K`` option (``interp`` alone: 5)."""
+    if token == "interp":
+        return 5
+    k = token[len("interp="):]
+    if not token.startswith("interp=") or not k.isdigit() or int(k) < 2:
+        raise UsageError(f"bad BN policy {spec!r}: interp=K needs a whole number K >= 2 of anchor points; "
+                         "use e.g. recalibrate:interp=5")
+    return int(k)
+
+
 def parse_bn(spec: "str | BNPolicy", batch_size: int = 128) -> BNPolicy:
-    """``"eval"``, ``"recalibrate"``, ``"recalibrate:N"``, each ``recalibrate`` with an optional
-    ``:batches`` -> `BNPolicy` (one-line error otherwise).
+    """``"eval"`` or ``"recalibrate[:N][:interp=K][:batches]"`` -> `BNPolicy` (one-line error otherwise).
 
     >>> parse_bn("recalibrate:500:batches").name
     'recalibrate:500:batches'
+    >>> parse_bn("recalibrate:batches:interp=3").name
+    'recalibrate:interp=3:batches'
     """
     if isinstance(spec, BNPolicy):
         return spec
@@ -77,16 +100,20 @@ def parse_bn(spec: "str | BNPolicy", batch_size: int = 128) -> BNPolicy:
         return BNPolicy("eval", batch_size=batch_size)
     head, *opts = s.split(":")
     if head != "recalibrate":
-        raise UsageError(f"unknown BN policy {s!r}; use eval, recalibrate, recalibrate:N or recalibrate[:N]:batches")
-    weighting = "batches" if opts and opts[-1] == "batches" else "samples"
-    if weighting == "batches":
-        opts = opts[:-1]
-    n = None
-    if opts:
-        n = int(opts[0]) if len(opts) == 1 and opts[0].isdigit() else 0
-        if n < 1:
-            raise UsageError(f"bad BN policy {s!r}: N must be a positive integer; use recalibrate:N, e.g. recalibrate:1000")
-    return BNPolicy("recalibrate", n, batch_size=batch_size, weighting=weighting)
+        raise UsageError(f"unknown BN policy {s!r}; use eval, recalibrate, recalibrate:N or {_SYNTAX}")
+    n, anchors, weighting = None, None, "samples"
+    for i, tok in enumerate(opts):
+        if tok == "batches" and weighting == "samples":
+            weighting = "batches"
+        elif tok.startswith("interp") and anchors is None:
+            anchors = _anchors(tok, s)
+        elif i == 0 and n is None:
+            n = int(tok) if tok.isdigit() else 0
+            if n < 1:
+                raise UsageError(f"bad BN policy {s!r}: N must be a positive integer; use recalibrate:N, e.g. recalibrate:1000")
+        else:
+            raise UsageError(f"bad BN policy {s!r}: unexpected {tok!r}; use {_SYNTAX}, e.g. recalibrate:interp=5")
+    return BNPolicy("recalibrate", n, batch_size=batch_size, weighting=weighting, anchors=anchors)
 
 
 def bn_modules(model: nn.Module) -> dict[str, _BN]:
@@ -114,17 +141,53 @@ def _samples(item) -> int:
                      "use --bn recalibrate:batches")
 
 
+class RunningAverage:
+    """BN momenta that make running statistics the average of the batches' statistics, weighted by
+    samples (momentum ``b / (n + b)`` for a batch of ``b`` after ``n`` samples: the authors' ``bn_update``)
+    or by batches (``1 / (k + 1)`` for the ``k``-th: ``update_bn``'s cumulative average).
+
+    >>> avg = RunningAverage("samples")
+    >>> [avg.momentum(b) for b in (2, 2, 1)]
+    [1.0, 0.5, 0.2]
+    >>> avg = RunningAverage("batches")
+    >>> [round(avg.momentum(b), 3) for b in (2, 2, 1)]
+    [1.0, 0.5, 0.333]
+    """
+
+    def __init__(self, weighting: str = "samples"):
+        self.weighting, self.seen, self.batches = weighting, 0, 0
+
+    def momentum(self, b: int) -> float:
+        """The momentum of the next batch (``b`` samples)."""
+        self.batches += 1
+        self.seen += b
+        return b / self.seen if self.weighting == "samples" else 1.0 / self.batches
+
+
+def running_average_passes(model: nn.Module, plan, run, weighting: str = "samples") -> None:
+    """``run(item)`` for every item of ``plan`` (training-mode passes), each BN's momentum set before
+    the pass by a `RunningAverage` of ``weighting``."""
+    bns = list(bn_modules(model).values())
+    avg = RunningAverage(weighting)
+    for item in plan:
+        momentum = avg.momentum(_samples(item) if weighting == "samples" else 1)
+        for m in bns:
+            m.momentum = momentum
+        run(item)
+
+
 def recalibrated_buffers(wrapper: nn.Module, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor],
                          plan: list, prefix: str = "model.", weighting: str = "samples") -> dict[str, torch.Tensor]:
     """Buffers with every BN's running statistics recomputed at ``params`` (``weighting`` as in `BNPolicy`).
 
     ``wrapper`` is the engine's sweep module (its ``model`` attribute is the
-    user's model, addressed with ``prefix``); ``wrapper(plan, recalibrate=True)``
-    runs the training-mode passes. Fresh buffer tensors go through
-    `functional_call`, so the model's own buffers are untouched; BN modules are
-    switched to train mode with ``momentum=None`` here and back to eval after,
-    and the caller wraps everything in `preserve_module_state`. Only BN layers
-    run in train mode (dropout stays off: recalibration is deterministic).
+    user's model, addressed with ``prefix``); ``wrapper(plan, recalibrate=True,
+    weighting=...)`` runs the training-mode passes (`running_average_passes`) in
+    one `functional_call`. Fresh buffer tensors go through `functional_call`,
+    so the model's own buffers are untouched; BN modules are switched to train
+    mode here and back to eval after, and the caller wraps everything in
+    `preserve_module_state`. Only BN layers run in train mode (dropout stays
+    off: recalibration is deterministic).
     """
     bns = {prefix + n: m for n, m in bn_modules(wrapper.model).items()}
     new = dict(buffers)
@@ -134,19 +197,9 @@ def recalibrated_buffers(wrapper: nn.Module, params: Mapping[str, torch.Tensor],
         new[p + "running_var"] = torch.ones_like(buffers[p + "running_var"])
         if p + "num_batches_tracked" in buffers:
             new[p + "num_batches_tracked"] = torch.zeros_like(buffers[p + "num_batches_tracked"])
-        m.momentum = None
         m.train()
     try:
-        if weighting == "batches":
-            functional_call(wrapper, (dict(params), new), (plan,), {"recalibrate": True}, strict=False)
-        else:
-            seen = 0
-            for item in plan:  # the authors' bn_update: momentum b / (n + b)
-                b = _samples(item)
-                for m in bns.values():
-                    m.momentum = b / (seen + b)
-                functional_call(wrapper, (dict(params), new), ([item],), {"recalibrate": True}, strict=False)
-                seen += b
+        functional_call(wrapper, (dict(params), new), (plan,), {"recalibrate": True, "weighting": weighting}, strict=False)
     finally:
         for m in bns.values():
             m.eval()

@@ -53,7 +53,7 @@ import torch.nn.functional as F
 
 from ..errors import UsageError
 from ..progress import progress_bar
-from . import distributed, stats
+from . import bn_interp, distributed, stats
 from .batches import BatchFn
 from .bn import BNPolicy
 from .directions import Direction
@@ -174,18 +174,26 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
                                                 "directions": [d.describe() for d in directions], "coords": coords})
         todo = distributed.shard([i for i in range(len(coords)) if i not in done])
         kernel = select(inputs, fast) if req.batch_fn is None else GenericKernel.compile(inputs)
-        computed = _run_chunks(kernel, todo, coords, req, chunk_points, st, curve_id, progress, amp_dtype)
+        computed, bn_check = _run_chunks(kernel, todo, coords, req, chunk_points, st, curve_id, progress, amp_dtype)
     finally:
         if owned:
             st.close()
     for part in distributed.gather(computed):
         done.update({int(k): v for k, v in part.items()})
-    return _assemble(done, len(coords), split_names, policy, kernel, slopes, autocast, curve_id if st is not None else None)
+    res = _assemble(done, len(coords), split_names, policy, kernel, slopes, autocast, curve_id if st is not None else None)
+    if bn_check is not None:
+        res["bn_check"] = bn_check
+    return res
 
 
 def _run_chunks(kernel: Kernel, todo: Sequence[int], coords: Sequence[Sequence[float]], req: ProbeRequest,
-                chunk_points: int, st, curve_id: str | None, progress: bool, amp_dtype) -> dict[int, dict[str, tuple]]:
-    """Evaluate ``todo`` in chunks with ``kernel``; finish each point's statistics and store each chunk."""
+                chunk_points: int, st, curve_id: str | None, progress: bool,
+                amp_dtype) -> tuple[dict[int, dict[str, tuple]], dict | None]:
+    """Evaluate ``todo`` in chunks with ``kernel``; finish each point's statistics and store each chunk.
+
+    Policy ``recalibrate:interp=K`` first sets up and checks the interpolated BN statistics
+    (`asymvalley.probe.bn_interp.setup`); the check points' statistics come back with the first chunk.
+    Returns the points and the BN check record (``None`` for other policies)."""
     device, model, split_data = kernel.inputs.device, kernel.inputs.model, req.splits
     counts = req.tensor_counts()
     bar = progress_bar(len(todo), "probe", "pt", leave=False) if progress and todo else None
@@ -194,10 +202,12 @@ def _run_chunks(kernel: Kernel, todo: Sequence[int], coords: Sequence[Sequence[f
     try:
         with preserve_module_state(model), torch.no_grad(), kernel.context(), _full_fp32(device), amp:
             model.eval()
-            for c0 in range(0, len(todo), chunk_points):
-                chunk = todo[c0:c0 + chunk_points]
+            pre, bn_check = bn_interp.setup(kernel, coords, req.policy, todo)
+            rest = [i for i in todo if i not in pre]
+            for chunk in ([list(pre)] if pre else []) + [rest[c:c + chunk_points] for c in range(0, len(rest), chunk_points)]:
+                got = [pre[i] for i in chunk] if chunk[0] in pre else kernel.evaluate([coords[i] for i in chunk])
                 rows_out = []
-                for i, (loss, corr, slope) in zip(chunk, kernel.evaluate([coords[i] for i in chunk])):
+                for i, (loss, corr, slope) in zip(chunk, got):
                     n = counts if counts is not None else kernel.split_counts()  # a batch function counts its samples
                     point = torch.stack([loss.detach().cpu(), corr.detach().cpu(), n, slope.cpu()], dim=1)
                     computed[i] = {sd.name: stats.compute(point[si]) for si, sd in enumerate(split_data)}
@@ -209,7 +219,7 @@ def _run_chunks(kernel: Kernel, todo: Sequence[int], coords: Sequence[Sequence[f
     finally:
         if bar is not None:
             bar.close()
-    return computed
+    return computed, bn_check
 
 
 def _assemble(done: Mapping[int, Mapping[str, tuple]], n_points: int, split_names: Sequence[str], policy: BNPolicy,

@@ -138,6 +138,9 @@ class ProbeRequest:
             raise UsageError(f"memory_budget must be >= 0 bytes, not {memory_budget}")
         space = ParamSpace(model, center=center)
         directions, coords = _checked_points(space, directions, coords)
+        if policy.anchors is not None and len(directions) != 1:
+            raise UsageError(f"BN policy {policy.name} interpolates statistics along a line, but this probe has "
+                             f"{len(directions)} directions; use --bn recalibrate (exact at every point)")
         amp = check_autocast(autocast, dev)
         split_data = resolve_data(data, splits, dev, budget, keep_batches=batch_fn is not None)
         if dev.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules()):

@@ -44,10 +44,6 @@ __all__ = ["run_training", "prepare_run", "final_metrics", "training_data"]
 FINAL_NAMES = ("sgd", "swa", "sgd_after_swa")
 
 
-def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.SGD:
-    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-
-
 def _memory_format(model: nn.Module, device: str) -> torch.memory_format:
     has_conv2d = any(isinstance(m, nn.Conv2d) for m in model.modules())
     return torch.channels_last if (device.startswith("cuda") and has_conv2d) else torch.contiguous_format
@@ -169,87 +165,131 @@ def run_training(cfg: TrainConfig, out: str | Path, resume: bool = False, progre
         return _train(cfg, out, data, model, state, distributed, (rank, world), progress, log)
 
 
-def _train(cfg: TrainConfig, out: Path, data, model: nn.Module, state: dict[str, Any] | None, distributed: bool,
-           shard: tuple[int, int], progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
-    rank, world = shard
-    main = rank == 0
-    mem_fmt = _memory_format(model, cfg.device)
-    model = model.to(memory_format=mem_fmt)
-    trained = DistributedDataParallel(model) if distributed else model
-    kwargs = {"input_shape": list(data.input_shape), "num_classes": data.num_classes, **cfg.model_kwargs}
-    ckpt_dir = out / "checkpoints"
-    config, config_fp = cfg.to_dict(), fingerprint(cfg.to_dict())
-    store = RunStore(out) if main else None
-    if main:
-        with store.transaction() as conn:
-            store.set_meta("train_config", config, conn=conn)
-            store.set_meta("train_fingerprint", config_fp, conn=conn)
-            if "validation" in data.info:  # the held-out split, named so `valley` can check it rebuilds the same samples
-                store.set_meta("validation", data.info["validation"], conn=conn)
+def _make_optimizer(model: nn.Module, cfg: TrainConfig, lr: float | None = None) -> torch.optim.SGD:
+    """SGD with the run's momentum and weight decay at ``lr`` (default: the main phase's initial lr)."""
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr if lr is None else lr, momentum=cfg.momentum,
+                           weight_decay=cfg.weight_decay)
 
-    def save(name: str, state_dict: dict) -> None:
-        if not main:
+
+class _TrainSession:
+    """The mutable state of one training run and its per-epoch steps (see the commit protocol above)."""
+
+    def __init__(self, cfg: TrainConfig, out: Path, data, model: nn.Module, distributed: bool, shard: tuple[int, int]):
+        self.cfg, self.out, self.data, self.model, self.shard = cfg, out, data, model, shard
+        self.distributed, self.main = distributed, shard[0] == 0
+        self.mem_fmt = _memory_format(model, cfg.device)
+        self.model = model.to(memory_format=self.mem_fmt)
+        self.trained = DistributedDataParallel(self.model) if distributed else self.model
+        self.kwargs = {"input_shape": list(data.input_shape), "num_classes": data.num_classes, **cfg.model_kwargs}
+        self.config, self.config_fp = cfg.to_dict(), fingerprint(cfg.to_dict())
+        self.store = RunStore(out) if self.main else None
+        self.optimizer = _make_optimizer(self.model, cfg)
+        self.swa_model = AveragedModel(self.model)
+        self.history: list[dict[str, Any]] = []
+        self.finals: dict[str, dict[str, float]] = {}
+        self.start = 0
+
+    def record_config(self) -> None:
+        """The configuration and its fingerprint in the store (checked on every resume)."""
+        if not self.main:
+            return
+        with self.store.transaction() as conn:
+            self.store.set_meta("train_config", self.config, conn=conn)
+            self.store.set_meta("train_fingerprint", self.config_fp, conn=conn)
+            if "validation" in self.data.info:  # the held-out split, named so `valley` can check it rebuilds the same samples
+                self.store.set_meta("validation", self.data.info["validation"], conn=conn)
+
+    def save(self, name: str, state_dict: dict) -> None:
+        """A named checkpoint (rank 0 only), registered in the store with its hash."""
+        if not self.main:
             return
         rel = f"checkpoints/{name}.pt"
-        sha = save_checkpoint(out / rel, cfg.model, kwargs, cfg.dataset, state_dict)
-        store.put_checkpoint(name, rel, sha)
+        sha = save_checkpoint(self.out / rel, self.cfg.model, self.kwargs, self.cfg.dataset, state_dict)
+        self.store.put_checkpoint(name, rel, sha)
 
-    optimizer = _make_optimizer(model, cfg)
-    swa_model = AveragedModel(model)
-    history: list[dict[str, Any]] = []
-    finals: dict[str, dict[str, float]] = {}
-    start = 0
-    state_path = out / "state.pt"
-    if state is not None:
-        model.load_state_dict(state["model"])
+    def restore(self, state: dict[str, Any] | None, log: Callable[[str], None]) -> None:
+        """Continue from ``state.pt`` (finishing its store writes), or save the initial weights of a fresh run."""
+        cfg = self.cfg
+        if state is None:
+            if not (self.out / "checkpoints" / "epoch_000.pt").exists():
+                self.save("epoch_000", self.model.state_dict())
+            return
+        self.model.load_state_dict(state["model"])
         if state["epoch"] > cfg.epochs:  # in the SGD-after-SWA phase: fresh optimizer at constant lr
-            optimizer = torch.optim.SGD(model.parameters(), lr=cfg.sgd_after_swa_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-        optimizer.load_state_dict(state["optimizer"])
-        swa_model.load_state_dict(state["swa"])
-        history, finals, start = json.loads(state["history"]), json.loads(state["finals"]), int(state["epoch"])
-        log(f"resuming {out} after epoch {start} of {cfg.total_epochs}")
-        if main:  # killed between the commit point and the store / metrics.json writes: finish those writes
-            _sync_store(store, out, history, finals)
-    elif not (ckpt_dir / "epoch_000.pt").exists():
-        save("epoch_000", model.state_dict())
+            self.optimizer = _make_optimizer(self.model, cfg, cfg.sgd_after_swa_lr)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.swa_model.load_state_dict(state["swa"])
+        self.history, self.finals = json.loads(state["history"]), json.loads(state["finals"])
+        self.start = int(state["epoch"])
+        log(f"resuming {self.out} after epoch {self.start} of {cfg.total_epochs}")
+        if self.main:  # killed between the commit point and the store / metrics.json writes: finish those writes
+            _sync_store(self.store, self.out, self.history, self.finals)
 
-    bar = progress_bar(cfg.total_epochs, f"train {cfg.model}", "epoch", enabled=progress and main, initial=start, each=True, leave=False)
-    for epoch in range(start, cfg.total_epochs):
+    def run_epoch(self, epoch: int) -> dict[str, Any]:
+        """One epoch of SGD (and the SWA update in its phase); refuses a diverged run. Returns the history row."""
+        cfg, model = self.cfg, self.model
         main_phase = epoch < cfg.epochs
         lr = swa_learning_rate(epoch, cfg.lr, cfg.swa_lr, cfg.swa_start) if main_phase else cfg.sgd_after_swa_lr
-        tr_loss, tr_acc = train_epoch(trained, optimizer, data, cfg.batch_size, epoch_generator(cfg.seed, epoch), lr, mem_fmt,
-                                      shard=(rank, world))
+        tr_loss, tr_acc = train_epoch(self.trained, self.optimizer, self.data, cfg.batch_size,
+                                      epoch_generator(cfg.seed, epoch), lr, self.mem_fmt, shard=self.shard)
         if not math.isfinite(tr_loss) or not all(bool(torch.isfinite(p).all()) for p in model.parameters()):
-            bar.close()
-            raise UsageError(f"training diverged in epoch {epoch + 1} (loss {tr_loss}); lower --lr and rerun; the last good weights are {ckpt_dir / f'epoch_{epoch:03d}.pt'}")
+            last = self.out / "checkpoints" / f"epoch_{epoch:03d}.pt"
+            raise UsageError(f"training diverged in epoch {epoch + 1} (loss {tr_loss}); lower --lr and rerun; "
+                             f"the last good weights are {last}")
         if main_phase and epoch >= cfg.swa_start:
-            swa_model.update_parameters(model)
-        te_loss, te_acc = evaluate(model, data, "test")
+            self.swa_model.update_parameters(model)
+        te_loss, te_acc = evaluate(model, self.data, "test")
         row = {"epoch": epoch + 1, "lr": lr, "phase": "sgd" if main_phase else "sgd_after_swa", "train_loss": tr_loss,
-               "train_acc": tr_acc, "test_loss": te_loss, "test_acc": te_acc, "swa_averaged": int(swa_model.n_averaged)}
-        history.append(row)
-        save(f"epoch_{epoch + 1:03d}", model.state_dict())
+               "train_acc": tr_acc, "test_loss": te_loss, "test_acc": te_acc, "swa_averaged": int(self.swa_model.n_averaged)}
+        self.history.append(row)
+        return row
+
+    def finish_phases(self, epoch: int) -> None:
+        """The epoch's snapshot; at the end of a phase the final checkpoints (SGD, SWA, SGD-after-SWA)."""
+        cfg, model = self.cfg, self.model
+        self.save(f"epoch_{epoch + 1:03d}", model.state_dict())
         if epoch + 1 == cfg.epochs:
-            finals.update(_finish_swa(model, swa_model, data, cfg, save))
-            optimizer = torch.optim.SGD(model.parameters(), lr=cfg.sgd_after_swa_lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-            if distributed:  # a fresh DDP wrapper for the new phase (same module, new optimizer)
-                trained = DistributedDataParallel(model)
+            self.finals.update(_finish_swa(model, self.swa_model, self.data, cfg, self.save))
+            self.optimizer = _make_optimizer(model, cfg, cfg.sgd_after_swa_lr)
+            if self.distributed:  # a fresh DDP wrapper for the new phase (same module, new optimizer)
+                self.trained = DistributedDataParallel(model)
         if epoch + 1 == cfg.total_epochs and cfg.sgd_after_swa_epochs > 0:
-            save("sgd_after_swa", model.state_dict())
-            finals["sgd_after_swa"] = final_metrics(model, data)
-        if main:
-            state = {"epoch": epoch + 1, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "swa": swa_model.state_dict(),
-                     "history": json.dumps(history), "finals": json.dumps(finals), "config": json.dumps(config, sort_keys=True),
-                     "fingerprint": config_fp}
-            atomic_write_bytes(state_path, torch_bytes(state))  # commit point of this epoch
-            _sync_store(store, out, history, finals)
-        barrier()
-        bar.set_postfix(lr=f"{lr:.3g}", loss=f"{tr_loss:.3f}", test_acc=f"{te_acc:.3f}")
-        bar.update(1)
-    bar.close()
-    if main:
-        store.close()
-    return {"epochs": history, "final": finals}
+            self.save("sgd_after_swa", model.state_dict())
+            self.finals["sgd_after_swa"] = final_metrics(model, self.data)
+
+    def commit(self, epoch: int) -> None:
+        """The atomic ``state.pt`` (the epoch's commit point), then the store and ``metrics.json``; rank 0 only."""
+        if not self.main:
+            return
+        state = {"epoch": epoch + 1, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                 "swa": self.swa_model.state_dict(), "history": json.dumps(self.history),
+                 "finals": json.dumps(self.finals), "config": json.dumps(self.config, sort_keys=True),
+                 "fingerprint": self.config_fp}
+        atomic_write_bytes(self.out / "state.pt", torch_bytes(state))
+        _sync_store(self.store, self.out, self.history, self.finals)
+
+
+def _train(cfg: TrainConfig, out: Path, data, model: nn.Module, state: dict[str, Any] | None, distributed: bool,
+           shard: tuple[int, int], progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    """Train from ``state`` (or from scratch) to the end of the SGD-after-SWA phase, committing every epoch."""
+    session = _TrainSession(cfg, out, data, model, distributed, shard)
+    session.record_config()
+    session.restore(state, log)
+    bar = progress_bar(cfg.total_epochs, f"train {cfg.model}", "epoch", enabled=progress and session.main,
+                       initial=session.start, each=True, leave=False)
+    try:
+        for epoch in range(session.start, cfg.total_epochs):
+            row = session.run_epoch(epoch)
+            session.finish_phases(epoch)
+            session.commit(epoch)
+            barrier()
+            bar.set_postfix(lr=f"{row['lr']:.3g}", loss=f"{row['train_loss']:.3f}", test_acc=f"{row['test_acc']:.3f}")
+            bar.update(1)
+    finally:
+        bar.close()
+    if session.main:
+        session.store.close()
+    return {"epochs": session.history, "final": session.finals}
 
 
 def _sync_store(store: RunStore, out: Path, history: list[dict[str, Any]], finals: dict[str, dict[str, float]]) -> None:

@@ -88,15 +88,27 @@ class Kernel:
     def point_params(self, coeffs: Sequence[float]) -> dict[str, torch.Tensor]:
         return self.inputs.space.point(self.inputs.dirs, coeffs)
 
-    def point_buffers(self, sweep: nn.Module, params: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """The buffers at a point: the centre's, or BN statistics re-estimated there (policy ``recalibrate``).
+    #: interpolated BN statistics along a line (policy ``recalibrate:interp=K``), set by `asymvalley.probe.bn_interp.setup`
+    bn_interp = None
+
+    def point_buffers(self, sweep: nn.Module, params: Mapping[str, torch.Tensor],
+                      coeffs: Sequence[float] | None = None) -> dict[str, torch.Tensor]:
+        """The buffers at a point: the centre's, BN statistics re-estimated there (policy ``recalibrate``),
+        or interpolated between anchors at the point's first coordinate (``recalibrate:interp=K``).
 
         ``sweep`` is the engine's wrapper module (its ``model`` is the user's model); names are unprefixed.
         """
         inp = self.inputs
         if inp.recal_batches is None:
             return inp.buffers
-        pre = recalibrated_buffers(sweep, {"model." + n: t for n, t in params.items()},
+        if self.bn_interp is not None and coeffs is not None:
+            return self.bn_interp.at(float(coeffs[0]))
+        return self.exact_buffers(params, sweep)
+
+    def exact_buffers(self, params: Mapping[str, torch.Tensor], sweep: nn.Module | None = None) -> dict[str, torch.Tensor]:
+        """BN statistics re-estimated at ``params`` by training-mode passes of the module (`recalibrated_buffers`)."""
+        inp = self.inputs
+        pre = recalibrated_buffers(sweep if sweep is not None else self.sweep, {"model." + n: t for n, t in params.items()},
                                    {"model." + n: b for n, b in inp.buffers.items()}, inp.recal_batches,
                                    weighting=inp.bn_weighting)
         return {n[6:]: t for n, t in pre.items()}

@@ -57,23 +57,21 @@ class FusedKernel(Kernel):
         bounds = []
         for c in coords:
             params = self.point_params(c)
-            bounds.append(self.chain.bind(params, self.point_buffers(self.sweep, params), c))
+            bounds.append(self.chain.bind(params, self.point_buffers(self.sweep, params, c), c))
         sums = fused_sweep.fused_chunk(self.chain, bounds, inp.batches, inp.n_splits, inp.loss_fn, inp.space.center,
                                        inp.dirs if self.reuse else None, self.head_cache)
         return [(loss, corr, nan_like(loss)) for loss, corr in sums]
 
-    def point_buffers(self, sweep, params):
-        """BN statistics at a point: re-estimated through the compiled chain (`asymvalley.probe.fused_recal`)."""
+    def exact_buffers(self, params, sweep=None):
+        """BN statistics re-estimated at a point through the compiled chain (`asymvalley.probe.fused_recal`)."""
         inp = self.inputs
-        if inp.recal_batches is None:
-            return inp.buffers
         return recalibrated_chain_buffers(self.chain, params, inp.buffers, inp.recal_batches, inp.bn_weighting)
 
     def _dual_point(self, coeffs: Sequence[float]) -> PointStats:
         """Loss, hits and slope along ``dirs[0]`` at one point, in one forward-mode sweep of the plan."""
         inp = self.inputs
         params = self.point_params(coeffs)
-        run = bind_dual(self.chain, params, self.point_buffers(self.sweep, params), inp.dirs[0])
+        run = bind_dual(self.chain, params, self.point_buffers(self.sweep, params, coeffs), inp.dirs[0])
         acc = torch.zeros(3, inp.n_splits, dtype=torch.float64)
         for s, x, y, prep in inp.batches:
             out, dout = run(prep(x))

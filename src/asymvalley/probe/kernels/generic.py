@@ -18,6 +18,7 @@ from torch.func import functional_call, jvp
 from ...errors import UsageError
 from .. import stats
 from ..batches import sweep_batches
+from ..bn import running_average_passes
 from ..fastpath import CpuFastPath
 from .base import Kernel, KernelInputs, PointStats, nan_like
 
@@ -43,13 +44,13 @@ class Sweep(nn.Module):
         self.split_names = list(split_names or [str(i) for i in range(n_splits)])
         self.counts: list[int] | None = None
 
-    def forward(self, plan: list, recalibrate: bool = False):
-        if self.batch_fn is not None:
-            return self._protocol(plan, recalibrate)
-        if recalibrate:
-            for x in plan:
-                self.model(x)
+    def forward(self, plan: list, recalibrate: bool = False, weighting: str = "samples"):
+        if recalibrate:  # BN re-estimation: training-mode passes, outputs unused
+            run = self.model if self.batch_fn is None else (lambda item: self.batch_fn(self.model, item[1]))
+            running_average_passes(self.model, plan, run, weighting)
             return None
+        if self.batch_fn is not None:
+            return self._protocol(plan)
         losses: list[list[torch.Tensor]] = [[] for _ in range(self.n_splits)]
         corrects: list[list[torch.Tensor]] = [[] for _ in range(self.n_splits)]
         for s, x, y, prep in plan:
@@ -60,11 +61,7 @@ class Sweep(nn.Module):
         corr = torch.stack([torch.stack(c).sum() for c in corrects])
         return loss, corr
 
-    def _protocol(self, plan, recalibrate: bool):
-        if recalibrate:  # BN re-estimation: training-mode passes, outputs unused
-            for _, batch in plan:
-                self.batch_fn(self.model, batch)
-            return None
+    def _protocol(self, plan):
         loss, corr, counts = sweep_batches(self.batch_fn, self.model, plan, self.split_names)
         if self.counts is not None and counts != self.counts:
             raise UsageError(f"the data gave {counts} samples per split at one point and {self.counts} at another; "
@@ -97,7 +94,7 @@ class GenericKernel(Kernel):
 
     def _point(self, coeffs: Sequence[float]) -> PointStats:
         params = self.point_params(coeffs)
-        bufs = {"model." + n: b for n, b in self.point_buffers(self.sweep, params).items()}
+        bufs = {"model." + n: b for n, b in self.point_buffers(self.sweep, params, coeffs).items()}
         params = {"model." + n: t for n, t in params.items()}
         plan = self.inputs.batches
         if not self.inputs.slopes:
