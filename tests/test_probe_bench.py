@@ -34,3 +34,32 @@ def test_engine_v2_jobs_run_against_their_references():
         assert by[job]["max_rel_diff"] < 1e-5 and by[job]["speedup"] > 0
     assert by["bn_interp"]["approx_max_rel_diff"] <= 0.005 and by["bn_interp"]["approx_check"]["tolerance"] == 0.005
     assert by["slopes"]["kernels"] == "fused-jvp" and by["slopes"]["max_rel_diff_slope_vs_jvp_loop"] < 1e-3
+    assert by["slopes"]["slope_diff_rel_to_scale"] < 1e-5 and by["slopes"]["generic_slope_diff_rel_to_scale"] < 1e-5
+    assert by["slopes"]["generic_kernels"] == "generic"
+    assert by["resnet20"]["kernels"].startswith("fused")
+
+
+def test_runs_report_medians_with_ranges_and_the_targets(monkeypatch):
+    import asymvalley.bench.probe_jobs as jobs
+
+    speeds = iter([1.0, 2.0, 1.2])
+
+    def fake(dataset, cifar, points, best, say, peak, **kw):
+        s = next(speeds)
+        return [{"job": "resnet20", "speedup": s, "kernels": "fused"},
+                {"job": "slopes", "slopes_cost": 4.0 - s, "speedup_vs_jvp_loop": s, "generic_speedup_vs_jvp_loop": s},
+                {"job": "user_module", "ratio_to_peak": 0.5 * s, "vs_sequential": 0.95}]
+
+    monkeypatch.setattr(jobs, "run_jobs", fake)
+    res = run_probe_bench(models=(), dataset="synthetic", repeats=1, rss_points=(), verbose=False, runs=3)
+    json.dumps(res)
+    assert len(res["jobs_runs"]) == 3 and len(res["peak_gflops_all"]) >= 4
+    resnet = next(r for r in res["jobs"] if r["job"] == "resnet20")
+    assert resnet["speedup"] == 1.2 and resnet["ranges"]["speedup"] == [1.0, 2.0] and resnet["runs"] == 3
+    met = {(t["job"], t["number"]): t["met"] for t in res["targets"]}
+    assert met[("resnet20", "speedup")] is False  # median 1.2 < 1.3
+    assert met[("slopes", "slopes_cost")] is True  # median 2.8 <= 3.5
+    assert met[("user_module", "vs_sequential")] is True
+    assert met[("bn_interp", "speedup")] is None  # not measured
+    ratio = next(r for r in res["jobs"] if r["job"] == "user_module")["ratio_to_peak"]
+    assert ratio <= 0.6  # rescaled to the run's best peak (never up)

@@ -50,16 +50,18 @@ def register(app: typer.Typer) -> None:
     def bench_probe(models: str = typer.Option("mlp,cnn1d_bn", "--model", help="comma-separated models"),
                     dataset: str = "mnist1d", points: int = 41, device: str = "cpu", repeats: int = 5,
                     rss: bool = typer.Option(True, "--rss/--no-rss", help="peak RSS at 41 vs 401 points (child processes)"),
+                    runs: int = typer.Option(1, "--runs", help="run the engine-v2 jobs N times: medians with ranges, targets met/missed"),
                     out: Optional[str] = typer.Option(None, "--out")) -> None:
         """Probe engine FLOP/s vs the fp32 matmul peak, vs a per-point loop and vs a plain no_grad loop; RSS at 41 vs 401 points."""
         from ..bench.probe_bench import run_probe_bench
 
         check_count(points, "--points", 3, MAX_POINTS, "each point is a full pass over the data")
         check_count(repeats, "--repeats", 1, MAX_REPEATS)
+        check_count(runs, "--runs", 1, MAX_REPEATS)
         _check_out(out)
 
         _write(out, run_probe_bench(models=tuple(models.split(",")), dataset=dataset, points=points, device=device,
-                                    repeats=repeats, rss_points=(41, 401) if rss else ()))
+                                    repeats=repeats, rss_points=(41, 401) if rss else (), runs=runs))
 
     @bench.command("theory")
     def bench_theory(seeds: int = 10_000, steps: int = 10_000, out: Optional[str] = typer.Option(None, "--out")) -> None:

@@ -14,12 +14,16 @@ allowed), `compile_chain` builds a plan that, per point,
   threads, see `few_threads`), activations kept channels-last,
 * runs a first convolution with ``C_in * k <= 16`` as one im2col product,
 * flattens channels-last activations without a copy by permuting the columns of
-  the following ``Linear`` instead.
+  the following ``Linear`` instead,
+* runs a residual block ``[relu](body(x) + shortcut(x))`` (a traced `Residual`: 2-D convolutions
+  in the body; an identity, option-A slice-and-pad or convolution shortcut) with its last
+  convolution adding the shortcut and applying the ReLU in the same oneDNN kernel
+  (`asymvalley.probe.fused_ops.conv_add_op`); global average pooling as a mean.
 
 Same mathematics as the module's ``forward``; the results agree with it to
 float32 rounding. A chain is only used after `FusedChain.matches` has compared
 it with the module on real inputs; anything it does not recognise (another
-layer type, a custom ``forward``, forward hooks, grouped or dilated
+layer type, a custom ``forward`` that does not trace to such a chain, forward hooks, grouped or dilated
 convolutions) makes `compile_chain` return ``None`` and the engine uses the generic path.
 """
 
@@ -32,7 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .fused_ops import conv_op, few_threads, fused_ops_available, im2col_conv1d_op, linear_op
+from .fused_ops import conv_add_op, conv_op, few_threads, fused_ops_available, im2col_conv1d_op, linear_add_op, linear_op
 from .space import preserve_module_state
 
 __all__ = ["compile_chain", "FusedChain", "BoundChain", "cross_entropy_stats", "fused_ops_available", "few_threads"]
@@ -56,19 +60,47 @@ class _Flatten:
 
 
 class Reshape(nn.Module):
-    """A parameter-free view of a traced ``forward`` (``x.unsqueeze(1)``, ``x.view(x.size(0), -1)``, ...)."""
+    """A parameter-free view of a traced ``forward`` (``x.unsqueeze(1)``, ``x.view(x.size(0), -1)``, ...).
 
-    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]):
+    ``layout_free``: the function reads its input by logical index only (slicing, padding, pooling), so it
+    may run on channels-last activations too."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor], layout_free: bool = False):
         super().__init__()
-        self.fn = fn
+        self.fn, self.layout_free = fn, layout_free
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fn(x)
 
 
+class Residual(nn.Module):
+    """A traced residual block, ``[relu](body(x) + shortcut(x))``, its branches as leaf lists (``shortcut`` empty:
+    the identity). The leaves stay the traced module's (not registered here)."""
+
+    def __init__(self, body: list[tuple[str, nn.Module]], shortcut: list[tuple[str, nn.Module]], relu: bool = False):
+        super().__init__()
+        self.body, self.shortcut, self.relu = body, shortcut, relu
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, s = x, x
+        for _, m in self.body:
+            h = m(h)
+        for _, m in self.shortcut:
+            s = m(s)
+        return F.relu(h + s) if self.relu else h + s
+
+
 @dataclass
 class _Reshape:
     fn: Callable[[torch.Tensor], torch.Tensor]
+    layout_free: bool = False
+
+
+@dataclass
+class _Residual:
+    body: list      # _Layer steps (2-D convolutions); the last one's kernel also adds the shortcut (and the ReLU)
+    shortcut: list  # _Layer and layout-free _Reshape steps; empty: the identity
+    relu: bool = False
 
 
 def _leaves(module: nn.Module, prefix: str) -> list[tuple[str, nn.Module]] | None:
@@ -101,6 +133,90 @@ def _conv_ok(m: nn.Module) -> bool:
             and all(int(d) == 1 for d in m.dilation))
 
 
+def _in_cl(steps: list) -> bool:
+    """True when the activations after ``steps`` are channels-last (a convolution or residual block ran, no flatten since)."""
+    for s in reversed(steps):
+        if isinstance(s, _Flatten) or isinstance(s, _Layer) and s.kind == "linear":
+            return False
+        if isinstance(s, _Residual) or isinstance(s, _Layer):
+            return True
+    return False
+
+
+def _attach(steps: list, m: nn.Module, name: str) -> bool:
+    """Fold a BatchNorm or ReLU leaf into the step before it; False where it cannot be."""
+    last = steps[-1] if steps else None
+    if type(m) is nn.ReLU:
+        if isinstance(last, _Residual) and not last.relu:
+            last.relu = True
+            return True
+        if not isinstance(last, _Layer) or last.relu:
+            return False
+        last.relu = True
+        return True
+    if (not isinstance(last, _Layer) or last.bn is not None or last.relu or not m.track_running_stats
+            or m.running_mean is None or (type(m) is nn.BatchNorm2d) != (last.kind == "conv2d")):
+        return False
+    last.bn, last.bn_module = name, m
+    return True
+
+
+def _residual_step(m: "Residual") -> "_Residual | None":
+    """A residual block whose body is 2-D convolutions (BN/ReLU folded, no ReLU on the last) and whose shortcut is
+    2-D convolutions and layout-free functions (option A) or nothing (identity)."""
+    body, short = _build_steps(m.body), _build_steps(m.shortcut)
+    if not body or short is None or any(not isinstance(s, _Layer) or s.kind != "conv2d" for s in body) or body[-1].relu:
+        return None
+    if any(not (isinstance(s, _Layer) and s.kind == "conv2d" or isinstance(s, _Reshape) and s.layout_free) for s in short):
+        return None
+    return _Residual(body, short, m.relu)
+
+
+def _build_steps(leaves: list[tuple[str, nn.Module]]) -> list | None:
+    """The steps of a leaf list, BN and ReLU folded into the layer before them, or ``None``."""
+    steps: list = []
+    for name, m in leaves:
+        exact = type(m)
+        if exact is Reshape:  # only where activations are in their plain layout (not channels-last after a conv)
+            if not m.layout_free and _in_cl(steps):
+                return None
+            steps.append(_Reshape(m.fn, m.layout_free))
+        elif exact is Residual:
+            res = _residual_step(m) if _in_cl(steps) else None
+            if res is None:
+                return None
+            steps.append(res)
+        elif exact is nn.Linear:
+            steps.append(_Layer("linear", name, m))
+        elif exact in (nn.Conv1d, nn.Conv2d):
+            if not _conv_ok(m):
+                return None
+            steps.append(_Layer("conv1d" if exact is nn.Conv1d else "conv2d", name, m))
+        elif exact in (nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU):
+            if not _attach(steps, m, name):
+                return None
+        elif exact is nn.AdaptiveAvgPool2d and m.output_size in (1, (1, 1)):
+            steps.append(_Reshape(_global_pool, True))
+        elif exact is nn.Flatten:
+            if m.start_dim != 1 or m.end_dim != -1:
+                return None
+            steps.append(_Flatten())
+        elif exact not in (nn.Identity, nn.Dropout):  # eval mode: those are the identity
+            return None
+    return steps
+
+
+def _global_pool(x: torch.Tensor) -> torch.Tensor:
+    return x.mean((2, 3), keepdim=True)
+
+
+def _flat_leaves(leaves: list[tuple[str, nn.Module]]) -> list[nn.Module]:
+    out: list[nn.Module] = []
+    for _, m in leaves:
+        out += _flat_leaves(m.body) + _flat_leaves(m.shortcut) if isinstance(m, Residual) else [m]
+    return out
+
+
 def compile_chain(model: nn.Module, input_shape: tuple[int, ...],
                   device: torch.device | str = "cpu") -> "FusedChain | None":
     """A `FusedChain` for ``model`` (evaluated in eval mode) on inputs of one-sample shape
@@ -112,41 +228,11 @@ def compile_chain(model: nn.Module, input_shape: tuple[int, ...],
         from .fused_trace import traced_leaves
 
         leaves = traced_leaves(model)
-    if not leaves or len({id(m) for _, m in leaves}) != len(leaves):
+    flat = _flat_leaves(leaves or [])
+    if not leaves or len({id(m) for m in flat}) != len(flat):
         return None  # a module called twice: its one set of weights would be bound as two layers
-    steps: list = []
-    for name, m in leaves:
-        exact = type(m)
-        if exact is Reshape:  # only where activations are in their plain layout (not channels-last after a conv)
-            if any(isinstance(s, _Layer) and s.kind != "linear" for s in steps) and not any(isinstance(s, _Flatten) for s in steps):
-                return None
-            steps.append(_Reshape(m.fn))
-        elif exact is nn.Linear:
-            steps.append(_Layer("linear", name, m))
-        elif exact in (nn.Conv1d, nn.Conv2d):
-            if not _conv_ok(m):
-                return None
-            steps.append(_Layer("conv1d" if exact is nn.Conv1d else "conv2d", name, m))
-        elif exact in (nn.BatchNorm1d, nn.BatchNorm2d):
-            last = steps[-1] if steps else None
-            if (not isinstance(last, _Layer) or last.bn is not None or last.relu or not m.track_running_stats
-                    or m.running_mean is None or (exact is nn.BatchNorm2d) != (last.kind == "conv2d")):
-                return None
-            last.bn, last.bn_module = name, m
-        elif exact is nn.ReLU:
-            last = steps[-1] if steps else None
-            if not isinstance(last, _Layer) or last.relu:
-                return None
-            last.relu = True
-        elif exact is nn.Flatten:
-            if m.start_dim != 1 or m.end_dim != -1:
-                return None
-            steps.append(_Flatten())
-        elif exact in (nn.Identity, nn.Dropout):
-            continue  # eval mode: identity
-        else:
-            return None
-    if not any(isinstance(s, _Layer) for s in steps):
+    steps = _build_steps(leaves)
+    if not steps or not any(isinstance(s, _Layer) for s in steps):
         return None
     # a dry run records what each Flatten receives and checks that every Linear sees (N, features)
     # (on higher-rank input a following BatchNorm1d would normalise another axis); the module is left as it was
@@ -210,6 +296,8 @@ class FusedChain:
         w = steps[first].module.weight
         #: multiply-adds per output element of the first layer
         self.head_fan_in = int(w[0].numel())
+        #: residual blocks in the chain (evaluated here; BN re-estimation and slopes use other kernels)
+        self.has_residual = any(isinstance(s, _Residual) for s in steps)
 
     def walk(self, start: int, stop: int, layout: str):
         """``(step, layout of its input, columns)`` for ``steps[start:stop]``: ``columns`` is the channels-last
@@ -218,6 +306,10 @@ class FusedChain:
         for step in self.steps[start:stop]:
             if isinstance(step, _Reshape):
                 yield step, layout, None
+                continue
+            if isinstance(step, _Residual):
+                yield step, layout, None
+                layout = "cl"
                 continue
             if isinstance(step, _Flatten):
                 flat_shape = step.shape if layout == "cl" else None
@@ -234,6 +326,9 @@ class FusedChain:
         for step, lay, cols in self.walk(start, stop, layout):
             if isinstance(step, (_Flatten, _Reshape)):
                 ops.append(step.fn if isinstance(step, _Reshape) else flatten_op(lay))
+                continue
+            if isinstance(step, _Residual):
+                ops.append(_residual_op(step, params, buffers))
                 continue
             w, b = _fold(step, params, buffers)
             ops.append(_layer_op(step, orient(w, cols), b, step.relu, lay))
@@ -282,6 +377,25 @@ class BoundChain:
         return x
 
 
+def _residual_op(res: _Residual, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor]) -> Callable:
+    """A residual block on channels-last activations: the body's convolutions (BN folded, ReLU fused), the last
+    one adding the shortcut and applying the block's ReLU in the same oneDNN kernel (`fused_ops.conv_add_op`)."""
+    first = [_layer_op(l, *_fold(l, params, buffers), l.relu, "cl") for l in res.body[:-1]]
+    last = _layer_add_op(res.body[-1], *_fold(res.body[-1], params, buffers), res.relu, "cl")
+    short = [s.fn if isinstance(s, _Reshape) else _layer_op(s, *_fold(s, params, buffers), s.relu, "cl") for s in res.shortcut]
+
+    def op(x: torch.Tensor) -> torch.Tensor:
+        s = x
+        for f in short:
+            s = f(s)
+        h = x
+        for f in first:
+            h = f(h)
+        return last(h, s.contiguous(memory_format=torch.channels_last))
+
+    return op
+
+
 def _finisher(coeffs: list[float], affine, relu: bool) -> Callable:
     if affine is not None:
         scale, shift = affine
@@ -313,6 +427,21 @@ def _layer_op(step: _Layer, w: torch.Tensor, b: torch.Tensor | None, relu: bool,
         return conv_op(w4, b, [0, p], [1, s], attr, to_cl=layout == "plain", unsq=True)
     w4 = w.contiguous(memory_format=torch.channels_last)
     return conv_op(w4, b, [int(v) for v in m.padding], [int(v) for v in m.stride], attr, to_cl=layout == "plain", unsq=False)
+
+
+def _layer_add_op(step: _Layer, w: torch.Tensor, b: torch.Tensor | None, relu: bool, layout: str) -> Callable | None:
+    """``(x, other) -> [relu](layer(x) + other)`` as one kernel, or ``None`` where `_layer_op` would use im2col."""
+    if step.kind == "linear":
+        return None if relu else linear_add_op(w.contiguous(), b)
+    m = step.module
+    if step.kind == "conv1d":
+        k, s, p = int(m.kernel_size[0]), int(m.stride[0]), int(m.padding[0])
+        if layout == "plain" and w.shape[1] * k <= 16:
+            return None
+        w4 = w.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+        return conv_add_op(w4, b, [0, p], [1, s], relu, to_cl=layout == "plain", unsq=True)
+    w4 = w.contiguous(memory_format=torch.channels_last)
+    return conv_add_op(w4, b, [int(v) for v in m.padding], [int(v) for v in m.stride], relu, to_cl=layout == "plain", unsq=False)
 
 
 def orient(w: torch.Tensor, cols: tuple[int, ...] | None) -> torch.Tensor:

@@ -10,7 +10,9 @@ with ``(dW', db')`` the directional derivative of the folding (running
 statistics held fixed, as the engine's BN policy says). The first layer has
 ``dx = 0``, so a chain costs at most three products per layer: forward-mode
 AD's floor, on the same fused oneDNN kernels and channels-last layouts as the
-plain forward.
+plain forward; the tangent's sum is added inside the second product's kernel
+and the ReLU's mask is one ``threshold_backward`` pass. A residual block adds
+the shortcut's value and tangent inside its last convolution's kernels.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Callable, Mapping
 import torch
 from torch.func import jvp
 
-from .fused import FusedChain, _Flatten, _fold, _Layer, _layer_op, _Reshape, flatten_op, orient
+from .fused import FusedChain, _Flatten, _fold, _Layer, _layer_add_op, _layer_op, _Reshape, _Residual, flatten_op, orient
 
 __all__ = ["bind_dual"]
 
@@ -41,14 +43,18 @@ def _fold_dual(step: _Layer, params: Mapping[str, torch.Tensor], buffers: Mappin
     return (w, b), (dw, db)
 
 
-def _dual_layer(fwd: Callable, tan_w: Callable, tan_x: Callable, relu: bool) -> DualOp:
+def _dual_layer(fwd: Callable, tan_w: Callable, tan_x: Callable, tan_x_add: Callable | None, relu: bool) -> DualOp:
+    """The layer's (output, tangent): three products, the tangent's sum fused into the second product
+    (``tan_x_add``, oneDNN's binary post-op) and the ReLU's mask applied in one pass (``threshold_backward``)."""
+    mask = torch.ops.aten.threshold_backward
+
     def op(x: torch.Tensor, dx: torch.Tensor | None):
         y = fwd(x)
         t = tan_w(x)
         if dx is not None:
-            t = t.add_(tan_x(dx))
+            t = tan_x_add(dx, t) if tan_x_add is not None else t.add_(tan_x(dx))
         if relu:
-            t = t.mul_(y > 0)
+            t = mask(t, y, 0)
         return y, t
 
     return op
@@ -61,6 +67,43 @@ def _dual_view(f: Callable[[torch.Tensor], torch.Tensor]) -> DualOp:
     return op
 
 
+def _dual_layer_op(step: _Layer, params, buffers, tangents, lay: str, cols=None) -> DualOp:
+    (w, b), (dw, db) = _fold_dual(step, params, buffers, tangents)
+    w, dw = orient(w, cols), orient(dw, cols)
+    return _dual_layer(_layer_op(step, w, b, step.relu, lay), _layer_op(step, dw, db, False, lay),
+                       _layer_op(step, w, None, False, lay), _layer_add_op(step, w, None, False, lay), step.relu)
+
+
+def _dual_residual(res: _Residual, params, buffers, tangents) -> DualOp:
+    """A residual block's (output, tangent): the body and shortcut as dual chains; the last convolution's three
+    products add the shortcut's value and tangent in their kernels, then the block's ReLU and its mask."""
+    body = [_dual_layer_op(step, params, buffers, tangents, "cl") for step in res.body[:-1]]
+    short = [_dual_view(s.fn) if isinstance(s, _Reshape) else _dual_layer_op(s, params, buffers, tangents, "cl")
+             for s in res.shortcut]
+    last = res.body[-1]
+    (w, b), (dw, db) = _fold_dual(last, params, buffers, tangents)
+    fwd, tan_w = _layer_add_op(last, w, b, res.relu, "cl"), _layer_add_op(last, dw, db, False, "cl")
+    tan_x = _layer_add_op(last, w, None, False, "cl")
+    mask, cl = torch.ops.aten.threshold_backward, torch.channels_last
+
+    def op(x: torch.Tensor, dx: torch.Tensor | None):
+        s, ds = x, dx
+        for f in short:
+            s, ds = f(s, ds)
+        h, dh = x, dx
+        for f in body:
+            h, dh = f(h, dh)
+        s = s.contiguous(memory_format=cl)
+        ds = torch.zeros_like(s) if ds is None else ds.contiguous(memory_format=cl)
+        y = fwd(h, s)
+        t = tan_w(h, ds)
+        if dh is not None:
+            t = tan_x(dh, t)
+        return y, (mask(t, y, 0) if res.relu else t)
+
+    return op
+
+
 def bind_dual(chain: FusedChain, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor],
               tangents: Mapping[str, torch.Tensor]) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """``x -> (logits, d logits)`` at weights ``params`` along ``tangents`` (names as in the module)."""
@@ -68,11 +111,10 @@ def bind_dual(chain: FusedChain, params: Mapping[str, torch.Tensor], buffers: Ma
     for step, lay, cols in chain.walk(0, len(chain.steps), "plain"):
         if isinstance(step, (_Flatten, _Reshape)):
             ops.append(_dual_view(step.fn if isinstance(step, _Reshape) else flatten_op(lay)))
-            continue
-        (w, b), (dw, db) = _fold_dual(step, params, buffers, tangents)
-        w, dw = orient(w, cols), orient(dw, cols)
-        ops.append(_dual_layer(_layer_op(step, w, b, step.relu, lay), _layer_op(step, dw, db, False, lay),
-                               _layer_op(step, w, None, False, lay), step.relu))
+        elif isinstance(step, _Residual):
+            ops.append(_dual_residual(step, params, buffers, tangents))
+        else:
+            ops.append(_dual_layer_op(step, params, buffers, tangents, lay, cols))
 
     def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         dx = None

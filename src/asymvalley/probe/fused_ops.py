@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["fused_ops_available", "few_threads", "linear_op", "conv_op", "im2col_conv1d_op"]
+__all__ = ["fused_ops_available", "few_threads", "linear_op", "conv_op", "im2col_conv1d_op", "linear_add_op", "conv_add_op"]
 
 
 def fused_ops_available() -> bool:
@@ -55,6 +55,41 @@ def conv_op(w4: torch.Tensor, b, padding, stride, attr: str, to_cl: bool, unsq: 
                 x = x.unsqueeze(2)
             x = x.contiguous(memory_format=torch.channels_last)
         return cp(x, w4, b, padding, stride, dil, 1, attr, [], "")
+
+    return op
+
+
+def linear_add_op(w: torch.Tensor, b: torch.Tensor | None):
+    """``(x, other) -> x W^T + b + other`` in one kernel (oneDNN's binary post-op; ``addmm`` above 4 threads)."""
+    if not few_threads():
+        wt = w.t()
+
+        def plain(x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+            return torch.addmm(other if b is None else other + b, x, wt)
+
+        return plain
+    lb = torch.ops.mkldnn._linear_pointwise.binary
+
+    def op(x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        return lb(x, other, w, b, "add")
+
+    return op
+
+
+def conv_add_op(w4: torch.Tensor, b, padding, stride, relu: bool, to_cl: bool, unsq: bool):
+    """``(x, other) -> [relu](conv(x) + b + other)`` in one oneDNN kernel (binary ``add`` post-op, then the
+    optional ReLU): a residual block's last convolution, or a tangent's second product (`fused_dual`).
+    ``other`` has the output's shape and channels-last layout."""
+    cb = torch.ops.mkldnn._convolution_pointwise.binary
+    dil = [1] * len(padding)
+    unary = "relu" if relu else None
+
+    def op(x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        if to_cl:
+            if unsq:
+                x = x.unsqueeze(2)
+            x = x.contiguous(memory_format=torch.channels_last)
+        return cb(x, other, w4, b, padding, stride, dil, 1, "add", None, unary, [], None)
 
     return op
 

@@ -40,6 +40,8 @@ class FusedKernel(Kernel):
         with preserve_module_state(inputs.model):
             inputs.model.eval()
             chain = fused_sweep.try_fused(inputs.model, inputs.space, inputs.buffers, inputs.sample)
+        if chain is not None and chain.has_residual and inputs.recal_batches is not None:
+            return None  # BN re-estimation through residual blocks: the other kernels
         return cls(inputs, chain) if chain is not None else None
 
     @property
