@@ -66,6 +66,8 @@ TARGETS = [
     ("slopes", "speedup_vs_jvp_loop", ">=", 1.0, "slopes (fused) never slower than a plain jvp loop", None),
     ("slopes", "generic_speedup_vs_jvp_loop", ">=", 1.0, "slopes (generic kernel) never slower than a plain jvp loop", None),
     ("bn_interp", "speedup", ">=", 3.0, "job B exact >= 3x the authors' loop or >= 0.55 of the peak", ("ratio_to_peak", 0.55)),
+    ("bn_interp", "approx_speedup", ">=", 5.0, "job B, approximate BN mode (probe_jobs.APPROX_BN) >= 5x the authors' loop", None),
+    ("bn_interp", "approx_max_rel_diff", "<=", 0.005, "job B, approximate BN mode within 0.5% relative of the authors", None),
 ]
 
 
@@ -238,8 +240,8 @@ def check_targets(rows: list[dict]) -> list[dict]:
 def _say_targets(targets: list[dict], runs: int, peak: float, say) -> None:
     say(f"targets (issue 13), medians of {runs} run(s), peak {peak:.0f} GFLOP/s:")
     for t in targets:
-        rng = f" [{t['range'][0]:.2f}-{t['range'][1]:.2f}]" if t["range"] and runs > 1 else ""
-        val = "not measured" if t["value"] is None else f"{t['value']:.2f}{rng}"
+        rng = f" [{t['range'][0]:.3g}-{t['range'][1]:.3g}]" if t["range"] and runs > 1 else ""
+        val = "not measured" if t["value"] is None else f"{t['value']:.3g}{rng}"
         verdict = {True: "met", False: "MISSED", None: "n/a"}[t["met"]]
         say(f"  {verdict:6s} {t['job']}.{t['number']} = {val} (target {t['op']} {t['bound']}): {t['target']}")
 
