@@ -313,24 +313,9 @@ def run_probe_bench(models: Sequence[str] = ("mlp", "cnn1d_bn"), dataset: str = 
             f"(same batch size) -> {plain_s / engine_s:.2f}x")
         if not rss_points:
             continue
-        rss = {"model": name, "points": list(rss_points), "peak_rss_mb": []}
-        for p in rss_points:
-            rss["peak_rss_mb"].append(child_rss(name, dataset, p, device)["peak_rss_mb"])
-        rss["ratio_last_to_first"] = rss["peak_rss_mb"][-1] / rss["peak_rss_mb"][0]
-        out["rss"].append(rss)
-        say(f"{name}: peak RSS {dict(zip(rss_points, (round(v) for v in rss['peak_rss_mb'])))} MB, ratio {rss['ratio_last_to_first']:.3f}")
+        out["rss"].append(_bench_rss(name, dataset, device, rss_points, say))
         if bn_modules(model):
-            ra = probe.linspace(-1, 1, recal_points)
-            full_s, full = _best(lambda: probe.curve(model, ds, u, ra, bn="recalibrate"), 1)
-            sub_s, sub = _best(lambda: probe.curve(model, ds, u, ra, bn=f"recalibrate:{recal_n}"), 1)
-            dl = max(abs(a - b) for s in ("train", "test") for a, b in zip(full["splits"][s]["loss"], sub["splits"][s]["loss"]))
-            da = max(abs(a - b) for s in ("train", "test") for a, b in zip(full["splits"][s]["accuracy"], sub["splits"][s]["accuracy"]))
-            rel = max(abs(a - b) / max(abs(b), 1e-12) for s in ("train", "test") for a, b in zip(sub["splits"][s]["loss"], full["splits"][s]["loss"]))
-            out["bn_recalibrate"].append({"model": name, "points": recal_points, "n": recal_n, "recalibrate_s": full_s,
-                                          "recalibrate_n_s": sub_s, "time_ratio": sub_s / full_s, "max_abs_dev_loss": dl,
-                                          "max_rel_dev_loss": rel, "max_abs_dev_accuracy": da})
-            say(f"{name}: recalibrate {full_s:.2f}s vs recalibrate:{recal_n} {sub_s:.2f}s ({sub_s / full_s:.2f}x), "
-                f"max |dloss| {dl:.4f} (rel {rel:.3f}), max |dacc| {da:.4f}")
+            out["bn_recalibrate"].append(_bench_recalibrate(model, ds, u, name, recal_points, recal_n, say))
     job_runs = _run_jobs(dataset, cifar, points, repeats, runs, say, peaks) if jobs else []
     peaks.append(matmul_peak_gflops())
     if max(peaks) > peak:  # the machine's peak is the best of all measurements; ratios use it
@@ -363,3 +348,30 @@ if __name__ == "__main__":  # python -m asymvalley.bench.probe_bench [out.json]
     if len(sys.argv) > 1:
         write_json(sys.argv[1], res)
     print(json_text(res), end="")
+
+
+def _bench_rss(name: str, dataset: str, device: str, rss_points: Sequence[int], say) -> dict:
+    """Peak RSS of child processes probing ``rss_points`` points: memory must not grow with the point count."""
+    rss = {"model": name, "points": list(rss_points), "peak_rss_mb": []}
+    for p in rss_points:
+        rss["peak_rss_mb"].append(child_rss(name, dataset, p, device)["peak_rss_mb"])
+    rss["ratio_last_to_first"] = rss["peak_rss_mb"][-1] / rss["peak_rss_mb"][0]
+    say(f"{name}: peak RSS {dict(zip(rss_points, (round(v) for v in rss['peak_rss_mb'])))} MB, ratio {rss['ratio_last_to_first']:.3f}")
+    return rss
+
+
+def _bench_recalibrate(model, ds, u, name: str, recal_points: int, recal_n: int, say) -> dict:
+    """Full ``recalibrate`` against ``recalibrate:N`` on one curve: time ratio and loss/accuracy deviations."""
+    from .. import probe
+
+    ra = probe.linspace(-1, 1, recal_points)
+    full_s, full = _best(lambda: probe.curve(model, ds, u, ra, bn="recalibrate"), 1)
+    sub_s, sub = _best(lambda: probe.curve(model, ds, u, ra, bn=f"recalibrate:{recal_n}"), 1)
+    pairs = [(s, a, b) for s in ("train", "test") for a, b in zip(sub["splits"][s]["loss"], full["splits"][s]["loss"])]
+    dl = max(abs(a - b) for _, a, b in pairs)
+    rel = max(abs(a - b) / max(abs(b), 1e-12) for _, a, b in pairs)
+    da = max(abs(a - b) for s in ("train", "test") for a, b in zip(full["splits"][s]["accuracy"], sub["splits"][s]["accuracy"]))
+    say(f"{name}: recalibrate {full_s:.2f}s vs recalibrate:{recal_n} {sub_s:.2f}s ({sub_s / full_s:.2f}x), "
+        f"max |dloss| {dl:.4f} (rel {rel:.3f}), max |dacc| {da:.4f}")
+    return {"model": name, "points": recal_points, "n": recal_n, "recalibrate_s": full_s, "recalibrate_n_s": sub_s,
+            "time_ratio": sub_s / full_s, "max_abs_dev_loss": dl, "max_rel_dev_loss": rel, "max_abs_dev_accuracy": da}
