@@ -22,7 +22,7 @@ import torch
 from .bn import RunningAverage
 from .fused import FusedChain, _Flatten, _fold, _Layer, _layer_op, _Reshape, flatten_op, orient
 
-__all__ = ["recalibrated_chain_buffers"]
+__all__ = ["batch_groups", "recalibrated_chain_buffers"]
 
 
 def _recal_ops(chain: FusedChain, params, buffers) -> list[tuple[Callable, "_Layer | None"]]:
@@ -41,6 +41,43 @@ def _recal_ops(chain: FusedChain, params, buffers) -> list[tuple[Callable, "_Lay
     return ops
 
 
+#: most samples convolved in one kernel call during re-estimation: consecutive batches of equal size are
+#: stacked up to this many (one large oneDNN call instead of one per batch); BN still sees each batch alone
+GROUP_SAMPLES = 512
+
+
+def batch_groups(sizes: Sequence[int], cap: int | None = None) -> list[list[int]]:
+    """Indices of consecutive equal-size batches stacked together, at most ``cap`` samples per group.
+
+    >>> batch_groups([128] * 9 + [32], cap=512)
+    [[0, 1, 2, 3], [4, 5, 6, 7], [8], [9]]
+    """
+    cap = GROUP_SAMPLES if cap is None else cap
+    groups: list[list[int]] = []
+    for i, b in enumerate(sizes):
+        g = groups[-1] if groups else None
+        if g is None or sizes[g[0]] != b or (len(g) + 1) * b > cap:
+            groups.append([i])
+        else:
+            g.append(i)
+    return groups
+
+
+def _normalise_stacked(x: torch.Tensor, sizes: Sequence[int], momenta: Sequence[float], step: _Layer, params,
+                       running, relu: bool) -> torch.Tensor:
+    """Training-mode BN (``[relu]``) of every batch stacked in ``x`` on its own statistics, each folded into
+    ``running`` in order with its momentum: ATen's fused ``batch_norm`` per batch (small enough to stay in cache)."""
+    bn, p = step.bn_module, step.bn
+    mean, var = running[p]
+    w, b = (params[p + "weight"], params[p + "bias"]) if bn.affine else (None, None)
+    outs, at = [], 0
+    for size, momentum in zip(sizes, momenta):
+        outs.append(torch.batch_norm(x[at:at + size], w, b, mean, var, True, momentum, bn.eps, False))
+        at += size
+    y = outs[0] if len(outs) == 1 else torch.cat(outs)
+    return y.relu_() if relu else y
+
+
 def recalibrated_chain_buffers(chain: FusedChain, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor],
                                batches: Sequence[torch.Tensor], weighting: str = "samples") -> dict[str, torch.Tensor]:
     """``buffers`` with every BN's running statistics re-estimated at ``params`` over ``batches``."""
@@ -52,20 +89,17 @@ def recalibrated_chain_buffers(chain: FusedChain, params: Mapping[str, torch.Ten
             ref = buffers[s.bn + "running_mean"]
             running[s.bn] = (torch.zeros_like(ref), torch.ones_like(buffers[s.bn + "running_var"]))
     avg = RunningAverage(weighting)
-    for x in batches:
-        momentum = avg.momentum(len(x))
+    momenta = [avg.momentum(len(x)) for x in batches]
+    for group in batch_groups([len(x) for x in batches]):
+        sizes = [len(batches[j]) for j in group]
+        x = batches[group[0]] if len(group) == 1 else torch.cat([batches[j] for j in group])
         for i, (op, step) in enumerate(ops):
             x = op(x)
             if step is None:
                 continue
-            bn, p = step.bn_module, step.bn
-            mean, var = running[p]
-            w, b = (params[p + "weight"], params[p + "bias"]) if bn.affine else (None, None)
-            x = torch.batch_norm(x, w, b, mean, var, True, momentum, bn.eps, False)
+            x = _normalise_stacked(x, sizes, [momenta[j] for j in group], step, params, running, step.relu and i != last)
             if i == last:
                 break
-            if step.relu:
-                x = x.relu_()
     out = dict(buffers)
     for p, (mean, var) in running.items():
         out[p + "running_mean"], out[p + "running_var"] = mean, var
