@@ -119,6 +119,28 @@ def test_hessian_top_eigenvector_matches_dense(ds):
     assert abs(float(v @ evecs[:, -1])) == pytest.approx(1.0, abs=1e-3)
 
 
+def test_hessian_components_share_one_lanczos_run_and_a_changed_model_gets_its_own(ds, monkeypatch):
+    from asymvalley.probe import hessian as hmod
+
+    torch.manual_seed(0)
+    m = models.create("mlp", input_shape=ds.input_shape, num_classes=4, widths=(6,))
+    x, y = ds.train_x, ds.train_y
+    runs = []
+    real = hmod._lanczos
+    monkeypatch.setattr(hmod, "_lanczos", lambda *a: runs.append(1) or real(*a))
+    hmod._LANCZOS_CACHE.clear()
+    us = [probe.make_direction("hessian", m, seed=0, x=x, y=y, iterations=12, component=i) for i in range(3)]
+    assert len(runs) == 1
+    hmod._LANCZOS_CACHE.clear()
+    fresh = probe.make_direction("hessian", m, seed=0, x=x, y=y, iterations=12, component=2)
+    assert torch.equal(ParamSpace(m).flatten(fresh.tensors), ParamSpace(m).flatten(us[2].tensors))
+    assert [u.info["eigenvalue"] for u in us] == sorted([u.info["eigenvalue"] for u in us], reverse=True)
+    with torch.no_grad():
+        next(m.parameters()).add_(0.5)
+    probe.make_direction("hessian", m, seed=0, x=x, y=y, iterations=12, component=0)
+    assert len(runs) == 3  # another point: its own run
+
+
 def test_save_load_roundtrip_weights_only(cnn, tmp_path):
     u = probe.make_direction("filter", cnn, seed=7)
     u.save(tmp_path / "u.pt")

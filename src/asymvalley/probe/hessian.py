@@ -10,6 +10,7 @@ dense Hessian (tested against `torch.autograd.functional.hessian`).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Callable
 
 import torch
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, grad, jvp
 
 from ..errors import UsageError
-from .space import ParamSpace, preserve_module_state
+from .space import ParamSpace, preserve_module_state, tensors_digest
 
 __all__ = ["hvp_fn", "top_eigen"]
 
@@ -47,40 +48,64 @@ def hvp_fn(model: nn.Module, space: ParamSpace, x: torch.Tensor, y: torch.Tensor
     return hvp
 
 
+#: Lanczos runs kept (keyed by the point, the data, seed, iterations and loss): the components of one Hessian
+#: (``hessian:0``, ``hessian:1``, ...) come from one run instead of one run each
+_LANCZOS_CACHE: "OrderedDict[tuple, tuple]" = OrderedDict()
+_LANCZOS_KEEP = 2
+
+
+def _lanczos(hvp: Callable[[torch.Tensor], torch.Tensor], d: int, m: int, seed: int | None):
+    """``m`` Lanczos steps with full re-orthogonalisation (float64): the tridiagonal ``T`` and the basis rows."""
+    g = torch.Generator().manual_seed(0 if seed is None else int(seed))
+    q = torch.randn(d, generator=g, dtype=torch.float64)
+    Q = [q / q.norm()]
+    alphas, betas = [], []
+    for j in range(m):
+        wv = hvp(Q[j].float()).double()
+        a = float(wv @ Q[j])
+        alphas.append(a)
+        wv = wv - a * Q[j] - (betas[-1] * Q[j - 1] if j > 0 else 0.0)
+        basis = torch.stack(Q)
+        for _ in range(2):  # full re-orthogonalisation, twice is enough
+            wv = wv - basis.t() @ (basis @ wv)
+        b = float(wv.norm())
+        if j == m - 1 or b < 1e-10:
+            break
+        betas.append(b)
+        Q.append(wv / b)
+    T = torch.diag(torch.tensor(alphas, dtype=torch.float64))
+    for i, b in enumerate(betas[: len(alphas) - 1]):
+        T[i, i + 1] = T[i + 1, i] = b
+    return T, torch.stack(Q[: len(alphas)])
+
+
+def _cache_key(model: nn.Module, space: ParamSpace, x, y, m: int, seed, loss_fn) -> tuple:
+    data = tensors_digest({"x": x, "y": y})
+    return (type(model).__qualname__, tensors_digest(space.center, space.names), tensors_digest(dict(model.named_buffers())),
+            data, m, seed, loss_fn)
+
+
 def top_eigen(model: nn.Module, space: ParamSpace, x: torch.Tensor, y: torch.Tensor, k: int = 1, iterations: int = 30,
               seed: int | None = 0, loss_fn: Callable | None = None) -> tuple[list[float], list[torch.Tensor]]:
-    """The ``k`` largest (algebraic) eigenvalues and unit eigenvectors of the loss Hessian at ``w``."""
+    """The ``k`` largest (algebraic) eigenvalues and unit eigenvectors of the loss Hessian at ``w``
+    (one Lanczos run per point, data and seed serves every ``k``)."""
     d = space.numel
     if k < 1:
         raise UsageError("hessian: k must be >= 1")
     m = min(max(int(iterations), k + 1), d)
-    with preserve_module_state(model):
-        model.eval()
-        hvp = hvp_fn(model, space, x, y, loss_fn)
-        g = torch.Generator().manual_seed(0 if seed is None else int(seed))
-        q = torch.randn(d, generator=g, dtype=torch.float64)
-        q /= q.norm()
-        Q = [q]
-        alphas, betas = [], []
-        for j in range(m):
-            wv = hvp(Q[j].float()).double()
-            a = float(wv @ Q[j])
-            alphas.append(a)
-            wv = wv - a * Q[j] - (betas[-1] * Q[j - 1] if j > 0 else 0.0)
-            basis = torch.stack(Q)
-            for _ in range(2):  # full re-orthogonalisation, twice is enough
-                wv = wv - basis.t() @ (basis @ wv)
-            b = float(wv.norm())
-            if j == m - 1 or b < 1e-10:
-                break
-            betas.append(b)
-            Q.append(wv / b)
-    T = torch.diag(torch.tensor(alphas, dtype=torch.float64))
-    for i, b in enumerate(betas[: len(alphas) - 1]):
-        T[i, i + 1] = T[i + 1, i] = b
+    key = _cache_key(model, space, x, y, m, seed, loss_fn)
+    if key in _LANCZOS_CACHE:
+        _LANCZOS_CACHE.move_to_end(key)
+        T, basis = _LANCZOS_CACHE[key]
+    else:
+        with preserve_module_state(model):
+            model.eval()
+            T, basis = _lanczos(hvp_fn(model, space, x, y, loss_fn), d, m, seed)
+        _LANCZOS_CACHE[key] = (T, basis)
+        while len(_LANCZOS_CACHE) > _LANCZOS_KEEP:
+            _LANCZOS_CACHE.popitem(last=False)
     evals, evecs = torch.linalg.eigh(T)
     order = torch.argsort(evals, descending=True)[:k]
-    basis = torch.stack(Q[: len(alphas)])
     if len(order) < k:
         raise UsageError(f"hessian: only {len(order)} eigenpairs found; lower the component index")
     vecs = []
