@@ -22,12 +22,15 @@ def count(out: str, dest: str) -> None:
     from asymvalley.experiments import reproduce as rep
     from asymvalley.probe import engine
 
-    counts, current = collections.Counter(), ["?"]
+    counts, current, seen = collections.Counter(), ["?"], collections.defaultdict(set)
 
     def instant_points(kernel, todo, coords, req, chunk_points, st, curve_id, progress, amp_dtype):
         inp = kernel.inputs
         sizes = tuple(int(s.x.shape[0]) for s in req.splits)
-        counts[(current[0], type(inp.model).__name__, sizes, req.policy.name, bool(inp.slopes))] += len(todo)
+        new = [i for i in todo if curve_id is None or i not in seen[curve_id]]  # a stored curve is not re-evaluated
+        if curve_id is not None:
+            seen[curve_id].update(todo)
+        counts[(current[0], type(inp.model).__name__, sizes, req.policy.name, bool(inp.slopes))] += len(new)
         pts = {}
         for i in todo:  # an asymmetric valley along the first coordinate (c = 9), so certificates exist
             a = float(coords[i][0])
