@@ -43,6 +43,7 @@ class Preset:
     dataset_kwargs: dict[str, Any] = field(default_factory=dict)
     meaningful: bool = True                  # False: an install check whose verdicts mean nothing
     dropped: str = ""                        # what this preset leaves out, printed in the report
+    budget_s: float | None = None            # the compute-time budget the report holds the run to (None: none)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -57,7 +58,8 @@ PRESETS: dict[str, Preset] = {
         dropped="digits; seeds beyond one (so every claim that needs an interval over seeds is inconclusive); "
                 "BN recalibration cells where recalibration is not the faithful policy; the filter-normalised "
                 "direction family; the mlp solutions; the x2 range cells; C3's other ball radii; fewer directions "
-                "(4 per family), neighbours (4), snapshots (every 4th epoch) and simulation seeds"),
+                "(4 per family), neighbours (4), snapshots (every 4th epoch) and simulation seeds",
+        budget_s=300.0),
     "smoke": Preset(
         "smoke", datasets=("synthetic",), models={"synthetic": {"bn": "cnn1d_bn", "nobn": "cnn1d", "extra": "mlp"}},
         n_seeds=2, train={"epochs": 3, "swa_start": 2, "sgd_after_swa_epochs": 1},
@@ -71,7 +73,7 @@ PRESETS: dict[str, Preset] = {
         default_seed=DESIGN_SEEDS_BELOW, reduced=False,
         sizes={"n_directions": 10, "points": FULL_POINTS, "n_neighbours": 10, "theorem2_seeds": 10000, "theorem2_steps": 10000,
                "theorem1_instances": 1000, "n_c11_directions": 20},
-        dropped="the paper's CIFAR data sets and ResNets (preset paper)"),
+        dropped="the paper's CIFAR data sets and ResNets (preset paper)", budget_s=3600.0),
     "paper": Preset(
         "paper", datasets=("cifar10",), models={"cifar10": {"bn": "vgg16_bn", "nobn": "vgg16", "extra": "resnet110"}},
         n_seeds=3, default_seed=DESIGN_SEEDS_BELOW, reduced=False, device="cuda",

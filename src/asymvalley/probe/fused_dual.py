@@ -2,7 +2,7 @@
 
 For ``f(w) = logits(x; w)`` and a direction ``u``, the slope of the loss needs
 ``J_w f . u``. Each layer ``z = op(x; W', b')`` (``W', b'`` the BN-folded
-weights, `asymvalley.probe.fused._fold`) has the tangent
+weights, `asymvalley.probe.fused_layers._fold`) has the tangent
 
     dz = op(x; dW', db') + op(dx; W', 0),   dy = dz * [z > 0] after a ReLU,
 
@@ -22,7 +22,9 @@ from typing import Callable, Mapping
 import torch
 from torch.func import jvp
 
-from .fused import FusedChain, _Flatten, _fold, _Layer, _layer_add_op, _layer_op, _Reshape, _Residual, flatten_op, orient
+from .fused import FusedChain
+from .fused_layers import _fold, _layer_add_op, _layer_op, flatten_op, orient
+from .fused_steps import _Flatten, _Layer, _Reshape, _Residual
 
 __all__ = ["bind_dual"]
 

@@ -20,7 +20,9 @@ from typing import Callable, Mapping, Sequence
 import torch
 
 from .bn import RunningAverage
-from .fused import FusedChain, _Flatten, _fold, _Layer, _layer_op, _Reshape, flatten_op, orient
+from .fused import FusedChain
+from .fused_layers import _fold, _layer_op, flatten_op, orient
+from .fused_steps import _Flatten, _Layer, _Reshape
 
 __all__ = ["batch_groups", "recalibrated_chain_buffers"]
 

@@ -23,7 +23,7 @@ import torch.fx as fx
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .fused import Reshape, Residual, _leaves
+from .fused_steps import Reshape, Residual, sequential_leaves
 
 __all__ = ["traced_leaves"]
 
@@ -50,7 +50,7 @@ def _step(model: nn.Module, node: fx.Node, marks: dict) -> list[tuple[str, nn.Mo
     if any(isinstance(a, fx.Node) for a in extra) or any(isinstance(v, fx.Node) for v in node.kwargs.values()):
         return None
     if node.op == "call_module" and not extra and not node.kwargs:
-        return _leaves(model.get_submodule(str(node.target)), f"{node.target}.")
+        return sequential_leaves(model.get_submodule(str(node.target)), f"{node.target}.")
     target = node.target
     if (node.op == "call_function" and target in (F.relu, torch.relu) or node.op == "call_method" and target == "relu") \
             and not extra and not node.kwargs.get("inplace", False):

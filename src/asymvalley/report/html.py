@@ -93,13 +93,31 @@ def _grid(ds: str, v: dict) -> str:
             f"<table><tr><th>cell</th><th>class</th><th>test: estimate [95% interval over seeds]</th></tr>{''.join(rows)}</table>")
 
 
+def compute_time(elapsed: float | None, budget: float | None) -> str:
+    """The run's measured compute time against its preset's budget (stated, never hidden, when over).
+
+    >>> compute_time(4380.0, 3600.0)
+    "computed in 73.0 min; over the preset's 60-min budget by 13.0 min"
+    >>> compute_time(58.2, 300.0)
+    "computed in 1.0 min; within the preset's 5-min budget"
+    """
+    if elapsed is None:
+        return "not recorded"
+    text = f"computed in {elapsed / 60:.1f} min"
+    if budget is None:
+        return text
+    if elapsed <= budget:
+        return f"{text}; within the preset's {budget / 60:g}-min budget"
+    return f"{text}; over the preset's {budget / 60:g}-min budget by {(elapsed - budget) / 60:.1f} min"
+
+
 def _header(doc: dict) -> str:
     models = "; ".join(f"{ds}: " + ", ".join(f"{r} = {m}" for r, m in roles.items()) for ds, roles in doc["models"].items()
                        if ds in doc["datasets"])
     versions = ", ".join(f"{k} {v}" for k, v in (doc.get("versions") or {}).items())
     rows = {"preset": doc["preset"], "data sets": ", ".join(doc["datasets"]), "models": models,
             "seeds": ", ".join(map(str, doc["seeds"])), "versions": versions, "commit": doc.get("commit"),
-            "compute time": f"computed in {_fmt(doc.get('elapsed_s'))} s", "this preset drops": doc.get("dropped")}
+            "compute time": compute_time(doc.get("elapsed_s"), doc.get("budget_s")), "this preset drops": doc.get("dropped")}
     warn = ("<p class='warn'><b>Smoke preset: these verdicts mean nothing.</b> Tiny synthetic data and a few epochs "
             "exercise every code path; run <code>--preset quick</code> or <code>full</code> for a reproduction.</p>"
             if not doc.get("meaningful", True) else "")
@@ -124,11 +142,17 @@ def _claim(c: dict, out: Path, seen: set) -> str:
         f"<details><summary class='small'>raw numbers (JSON)</summary><pre>{_e(raw)}</pre></details>")
 
 
+def _minutes(seconds: float | None) -> str:
+    return "" if seconds is None else (f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min")
+
+
 def render_html(doc: dict, out: Path) -> str:
     counts = {v: sum(c["verdict"] == v for c in doc["claims"]) for v in VERDICT_COLOURS}
+    seconds = {cid: (e or {}).get("seconds") for cid, e in (doc.get("experiments") or {}).items()}
     summary = "".join(
         f"<tr><td><a href='#{_e(c['id'])}'>{_e(c['id'])}</a></td><td>{_e(c['title'])}</td><td>{_badge(c['verdict'])}</td>"
-        f"<td class='small'>{_e(c['reason'])}</td></tr>" for c in doc["claims"])
+        f"<td class='small'>{_e(c['reason'])}</td><td class='small time'>{_minutes(seconds.get(c['id']))}</td></tr>"
+        for c in doc["claims"])
     seen: set = set()
     sections = "".join(_claim(c, out, seen) for c in doc["claims"])
     tally = ", ".join(f"{n} {v.replace('_', ' ')}" for v, n in counts.items() if n)
@@ -141,5 +165,5 @@ def render_html(doc: dict, out: Path) -> str:
         f"{_header(doc)}<p><b>{_e(tally)}.</b> Each claim is judged on a pre-registered protocol: the paper-faithful "
         "cell decides, the other cells of its sensitivity grid show how robust that is (cells: "
         f"{legend}; intervals are 95% over training seeds).</p>"
-        f"<table><tr><th>claim</th><th>title</th><th>verdict</th><th>reason</th></tr>{summary}</table>"
+        f"<table><tr><th>claim</th><th>title</th><th>verdict</th><th>reason</th><th>time</th></tr>{summary}</table>"
         + sections + "</body></html>")
