@@ -59,6 +59,11 @@ def test_one_seed_is_inconclusive_with_that_reason():
     assert v.verdict == V.INCONCLUSIVE and v.reason.startswith("one seed")
 
 
+def test_no_data_is_inconclusive_and_says_so_not_one_seed():
+    v = V.decide(_cell("faithful", [None, None, None], RULE, True))  # e.g. no seed had a certified direction
+    assert v.verdict == V.INCONCLUSIVE and v.reason.startswith("no data")
+
+
 def test_not_reproduced_when_faithful_contradicts():
     assert V.decide(_cell("faithful", FAILS, RULE, True), [_cell("c", HOLDS, RULE)]).verdict == V.NOT_REPRODUCED
 

@@ -272,8 +272,12 @@ class Verdict:
 
 def _undecided_reason(cell: CellResult) -> str:
     ns = [t.interval.n for t in cell.tests]
+    if ns and max(ns) == 0:
+        return ("no data: no seed gave a value for " + ", ".join(t.name for t in cell.tests)
+                + " (e.g. no direction qualified), so nothing is decided")
     if ns and max(ns) < 2:
-        return "one seed: no interval over seeds, so nothing is decided (run the full preset)"
+        return ("one seed: no interval over seeds, so nothing is decided (the full preset runs 6 seeds; "
+                "fewer values: the other seeds gave none)")
     open_tests = [t.name for t in cell.tests if t.klass == UNDECIDED]
     return "the faithful cell's 95% interval is undecided (" + ", ".join(open_tests) + ")"
 
