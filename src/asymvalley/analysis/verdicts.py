@@ -276,8 +276,8 @@ def _undecided_reason(cell: CellResult) -> str:
         return ("no data: no seed gave a value for " + ", ".join(t.name for t in cell.tests)
                 + " (e.g. no direction qualified), so nothing is decided")
     if ns and max(ns) < 2:
-        return ("one seed: no interval over seeds, so nothing is decided (the full preset runs 6 seeds; "
-                "fewer values: the other seeds gave none)")
+        return ("one seed: no interval over seeds, so nothing is decided (a one-seed preset such as quick, or the "
+                "other seeds gave no value; full runs 6)")
     open_tests = [t.name for t in cell.tests if t.klass == UNDECIDED]
     return "the faithful cell's 95% interval is undecided (" + ", ".join(open_tests) + ")"
 
