@@ -18,6 +18,7 @@ The protocol printed beside each verdict is the config itself (`protocol`), and
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import hashlib
 import json
@@ -113,7 +114,7 @@ class _NoConfig:
     pass
 
 
-class Experiment:
+class Experiment(abc.ABC):
     """One paper claim: frozen ``Config``, ``run``, ``judge``, ``figures`` (see the module docstring)."""
 
     id: ClassVar[str] = ""
@@ -124,8 +125,9 @@ class Experiment:
     verification: ClassVar[bool] = False     # a check of the mathematics: `verified`, not `reproduced`
     Config: ClassVar[type] = _NoConfig
 
+    @abc.abstractmethod
     def run(self, ctx, cfg) -> dict:
-        raise NotImplementedError
+        """Measure: everything the claim's judge needs, computed under the frozen ``cfg``."""
 
     def judge(self, result: dict, cfg) -> dict:
         """Per data set: the generic grid verdict; headline: `verdicts.combine_datasets`."""

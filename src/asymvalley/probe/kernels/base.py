@@ -11,6 +11,7 @@ per request.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 from dataclasses import dataclass
 from typing import Callable, ClassVar, ContextManager, Mapping, Sequence
@@ -54,7 +55,7 @@ class KernelInputs:
     split_names: list[str] | None = None
 
 
-class Kernel:
+class Kernel(abc.ABC):
     """A strategy evaluating chunks of points; subclasses implement `compile` and `evaluate`."""
 
     name: ClassVar[str] = "kernel"
@@ -63,9 +64,9 @@ class Kernel:
         self.inputs = inputs
 
     @classmethod
+    @abc.abstractmethod
     def compile(cls, inputs: KernelInputs) -> "Kernel | None":
         """This kernel compiled for ``inputs``, or ``None`` where it does not apply."""
-        raise NotImplementedError
 
     @property
     def label(self) -> str:
@@ -76,9 +77,9 @@ class Kernel:
         """Entered once around all evaluations (e.g. a `TorchFunctionMode`)."""
         return contextlib.nullcontext()
 
+    @abc.abstractmethod
     def evaluate(self, coords: Sequence[Sequence[float]]) -> list[PointStats]:
         """Per point of the chunk, per-split (loss sum, correct, slope sum)."""
-        raise NotImplementedError
 
     def split_counts(self) -> torch.Tensor | None:
         """Samples per split counted by a batch function in the last evaluation (``None``: resident tensors)."""
