@@ -81,8 +81,9 @@ def _lanczos(hvp: Callable[[torch.Tensor], torch.Tensor], d: int, m: int, seed: 
 
 def _cache_key(model: nn.Module, space: ParamSpace, x, y, m: int, seed, loss_fn) -> tuple:
     data = tensors_digest({"x": x, "y": y})
-    return (type(model).__qualname__, tensors_digest(space.center, space.names), tensors_digest(dict(model.named_buffers())),
-            data, m, seed, loss_fn)
+    # repr(model): the architecture and its settings (two modules with equal weights may compute different losses)
+    return (type(model).__qualname__, repr(model), tensors_digest(space.center, space.names),
+            tensors_digest(dict(model.named_buffers())), data, m, seed, loss_fn)
 
 
 def top_eigen(model: nn.Module, space: ParamSpace, x: torch.Tensor, y: torch.Tensor, k: int = 1, iterations: int = 30,
