@@ -15,7 +15,7 @@ import torch
 
 from .. import fused_sweep, stats
 from ..fused_dual import bind_dual
-from ..fused_recal import recalibrated_chain_buffers
+from ..fused_recal import StackedGroups, recalibrated_chain_buffers
 from ..fused import FusedChain
 from ..space import preserve_module_state
 from .base import Kernel, KernelInputs, PointStats, nan_like
@@ -31,6 +31,7 @@ class FusedKernel(Kernel):
         super().__init__(inputs)
         self.chain = chain
         self.sweep = Sweep(inputs.model, inputs.loss_fn, inputs.n_splits)  # BN re-estimation passes
+        self._stacked: StackedGroups | None = None  # re-estimation batches, stacked on first use
         self.reuse, self.head_cache = fused_sweep.head_reuse(chain, inputs.batches, inputs.space.center, len(inputs.dirs))
 
     @classmethod
@@ -65,7 +66,9 @@ class FusedKernel(Kernel):
     def exact_buffers(self, params, sweep=None):
         """BN statistics re-estimated at a point through the compiled chain (`asymvalley.probe.fused_recal`)."""
         inp = self.inputs
-        return recalibrated_chain_buffers(self.chain, params, inp.buffers, inp.recal_batches, inp.bn_weighting)
+        if self._stacked is None:
+            self._stacked = StackedGroups(inp.recal_batches, inp.bn_weighting)
+        return recalibrated_chain_buffers(self.chain, params, inp.buffers, self._stacked)
 
     def _dual_point(self, coeffs: Sequence[float]) -> PointStats:
         """Loss, hits and slope along ``dirs[0]`` at one point, in one forward-mode sweep of the plan."""
