@@ -134,9 +134,46 @@ def test_paper_preset_offline_names_the_missing_files(tmp_path, cli, monkeypatch
     (["--seed", str(2 ** 31)], f"error: --seed {2 ** 31} is out of range; use a whole number from 0 to "),
     (["--preset", "full", "--seed", str(2 ** 31 - 3)], "error: --seed 2147483645 is out of range; use a whole number from 0 to 2147483642 "),
     (["--preset", "full", "--seed", "5"], "error: --seed 5 is below 100: the protocols were designed on those seeds"),
+    (["--jobs", "0"], "error: --jobs 0 is out of range; use 1 to 64"),
+    (["--jobs", "two"], "error: --jobs must be a whole number such as 2 (got 'two')\n"),
 ])
 def test_bad_reproduce_arguments(tmp_path, cli, args, message):
     out = tmp_path / "x"
     code, _, err = cli("reproduce", *args, "--out", out)
     assert code == 2 and err.startswith(message) and err.count("\n") == 1, err
     assert not out.exists()
+
+
+def _close(a, b, path=""):
+    """Nested results equal, floats to 1e-5 relative (a worker's thread count may change the last bits)."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            _close(a[k], b[k], f"{path}/{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _close(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert a == pytest.approx(b, rel=1e-5, abs=1e-9, nan_ok=True), path
+    else:
+        assert a == b, path
+
+
+def test_jobs_run_claims_in_workers_with_the_serial_results_and_train_each_run_once(smoke_run, tmp_path, cli):
+    out = tmp_path / "par"
+    claims = ["C1", "C2", "C7", "C8"]  # C2 reuses C1's curves, C7 C8's; all four share training runs
+    code, stdout, err = cli("reproduce", "--preset", "smoke", "--only", ",".join(claims), "--jobs", "2", "--out", out, "--quiet")
+    assert code == 0, err
+    assert "running 4 claims in 2 worker processes" in stdout
+    trained = [line.split("] ", 1)[1] for line in stdout.splitlines() if "] training " in line]
+    assert trained and len(trained) == len(set(trained))  # no run trained twice
+    with RunStore(out, create=False) as store:
+        runs = store._conn.execute("SELECT COUNT(*) FROM units WHERE kind='run'").fetchone()[0]
+        done = {k for (k,) in store._conn.execute("SELECT key FROM units WHERE kind='claim'")}
+    assert runs == len(trained) == len([p for p in (out / "runs").iterdir() if p.is_dir()]) and done == set(claims)
+    par = {c["id"]: c for c in json.loads((out / "results.json").read_text())["claims"]}
+    ser = {c["id"]: c for c in json.loads((smoke_run / "results.json").read_text())["claims"]}
+    for cid in claims:
+        assert par[cid]["verdict"] == ser[cid]["verdict"], cid
+        _close(par[cid]["numbers"], ser[cid]["numbers"], cid)

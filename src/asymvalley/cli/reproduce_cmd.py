@@ -54,6 +54,8 @@ def register(app: typer.Typer) -> None:
                                                "CIFAR-10); default $ASYMVALLEY_DATA"),
         download: bool = typer.Option(False, "--download", help="fetch missing image data sets (MD5-checked) before starting"),
         quiet: bool = typer.Option(False, "--quiet", help="no progress bars"),
+        jobs: str = typer.Option("1", "--jobs", help="claims run in this many worker processes at once, sharing the "
+                                                   "machine's threads (2 on a 2-core CPU: ~1.5x faster; changes no verdict)"),
     ) -> None:
         """Reproduce the paper's claims with pre-registered protocols and write a report; rerun to resume."""
         from ..experiments.presets import get_preset
@@ -62,7 +64,7 @@ def register(app: typer.Typer) -> None:
         get_preset(preset)  # an unknown preset fails before any download
         t0 = time.perf_counter()
         with _data_files(preset, data_dir, download):
-            doc = reproduce(preset, out, only=only, seed=seed, progress=not quiet, log=typer.echo)
+            doc = reproduce(preset, out, only=only, seed=seed, progress=not quiet, log=typer.echo, jobs=jobs)
         for c in doc["claims"]:
             typer.echo(f"  {c['id']:<4} {c['verdict']:<15} {c['title']}")
         typer.echo(f"report: {out}/report.html  results: {out}/results.json  "

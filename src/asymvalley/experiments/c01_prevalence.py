@@ -77,7 +77,7 @@ def shares(curves: dict, R: float, c_min: float) -> tuple[float, list]:
     return n_asym / len(curves["loss"]["train"]), cs
 
 
-@register_experiment("C1", aliases=("sec32", "fig2"))
+@register_experiment("C1", aliases=("sec32", "fig2"), cost_minutes=25.4)
 class Prevalence(Experiment):
     title = "Asymmetric directions exist at SGD solutions"
     paper = ("Section 3.2 / Fig. 2: every SGD solution (5 networks x 4 data sets x 5 runs) has random directions with "

@@ -79,7 +79,7 @@ def holding_share(nc: dict, c_min: float) -> tuple[float | None, dict | None]:
     return held / len(s["per_neighbor"]), s
 
 
-@register_experiment("C3", aliases=("fig4",))
+@register_experiment("C3", aliases=("fig4",), cost_minutes=5.3)
 class Neighbourhood(Experiment):
     title = "The neighbourhood is asymmetric too (Assumption 2)"
     paper = ("Fig. 4: for ResNet-110 on CIFAR-10, u is (4, 2, 0.1, 5.22)-asymmetric at all 100 neighbours "

@@ -69,7 +69,7 @@ def seed_stats(curves: list, alphas: list, R: float) -> tuple[float | None, floa
     return settle, share, ch
 
 
-@register_experiment("C6", aliases=("fig6",))
+@register_experiment("C6", aliases=("fig6",), cost_minutes=2.4)
 class Trajectory(Experiment):
     title = "Projected loss curves along the SGD trajectory stabilise (Fig. 6)"
     paper = ("Fig. 6 / Section 5.2: along a fixed direction, the projected loss curve of the SGD iterates changes little "

@@ -66,7 +66,7 @@ def line_tests(line: dict) -> dict:
     return out
 
 
-@register_experiment("C7", aliases=("fig7", "table1"))
+@register_experiment("C7", aliases=("fig7", "table1"), cost_minutes=0.3, reuses=("C8",))
 class SwaSgd(Experiment):
     title = "SWA and SGD-after-SWA share a basin; SWA: higher train loss, lower test loss, on the flat side"
     paper = ("Fig. 7 / Table 1: no bump between SWA and SGD-after-SWA; SWA has higher training loss but lower test loss "

@@ -76,7 +76,7 @@ def seed_shares(ctx, spec, family: str, bn: str, cfg: Config) -> tuple[dict, dic
                                                           "distance": delta.norm}
 
 
-@register_experiment("C8", aliases=("fig8",))
+@register_experiment("C8", aliases=("fig8",), cost_minutes=1.8)
 class SwaFlatSide(Experiment):
     title = "SWA is on the flat side along u_inter + u_rand"
     paper = ("Fig. 8: along u_inter + u_rand (u_inter: unit vector from the SGD to the SWA solution, u_rand a unit random "

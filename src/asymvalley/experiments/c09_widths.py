@@ -66,7 +66,7 @@ def log_ratio(pc: dict, rise: float) -> tuple[float | None, float | None, float 
     return (math.log(wa / wb) if wa and wb else None), wa, wb
 
 
-@register_experiment("C9", aliases=("fig9", "fig10"))
+@register_experiment("C9", aliases=("fig9", "fig10"), cost_minutes=20.7)
 class Widths(Experiment):
     title = "Apparent widths along random directions mislead"
     paper = ("Figs. 9, 10: along random directions the small-batch (resp. SWA) solution looks wider than the large-batch "

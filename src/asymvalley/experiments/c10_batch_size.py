@@ -53,7 +53,7 @@ def batch_tests(line: dict, s: float) -> dict:
             FLAT: tr[t.index(1.0 + s)] - tr[t.index(1.0 - s)]}
 
 
-@register_experiment("C10", aliases=("appg",))
+@register_experiment("C10", aliases=("appg",), cost_minutes=0.2, reuses=("C9",))
 class BatchSize(Experiment):
     title = "Small- and large-batch solutions share an asymmetric basin"
     paper = ("Appendix G: solutions of different batch sizes show the trend of SWA vs SGD: they lie in one basin (no bump "

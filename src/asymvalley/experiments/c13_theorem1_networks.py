@@ -50,7 +50,7 @@ def _tensors(data) -> tuple[tuple, tuple]:
     return (data.prepare(data.train_x), data.train_y), (data.prepare(data.test_x), data.test_y)
 
 
-@register_experiment("C13", aliases=("thm1_networks",))
+@register_experiment("C13", aliases=("thm1_networks",), cost_minutes=12.1)
 class Theorem1Networks(Experiment):
     title = "A solution moved towards the flat side generalises better (Theorem 1, on trained networks)"
     paper = ("Theorem 1: with asymmetric directions and a random train/test shift, w_hat + sum l_i u_i (moved towards the "

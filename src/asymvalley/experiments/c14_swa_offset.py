@@ -40,7 +40,7 @@ class Config:
                        thesis_directions=min(self.thesis_directions, 2), thesis_points=min(self.thesis_points, 9))
 
 
-@register_experiment("C14", aliases=("sec52",))
+@register_experiment("C14", aliases=("sec52",), cost_minutes=10.0)
 class SwaOffset(Experiment):
     title = "The SWA-phase iterates' mean lies on the flat side (Section 5.2, on trained networks)"
     paper = ("Section 5.2 / Theorem 2: averaging SGD iterates in an asymmetric valley biases the average towards the flat "

@@ -8,8 +8,11 @@ finished point and two claims asking for the same curve share it.
 
 from __future__ import annotations
 
+import fcntl
+import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -29,6 +32,18 @@ __all__ = ["Context", "RANGE_LADDER", "RANGE_RISE", "CALIBRATION_SEED"]
 RANGE_LADDER = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0)
 RANGE_RISE = 1.0
 CALIBRATION_SEED = 10_000
+
+
+@contextmanager
+def _run_lock(path: Path) -> Iterator[None]:
+    """A blocking exclusive lock on ``path`` (released when the holder exits, even by ``kill -9``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 class Context:
@@ -61,12 +76,15 @@ class Context:
     def train(self, spec: RunSpec) -> Path:
         """Train ``spec`` unless finished (a killed run resumes; its fingerprint is checked); its directory."""
         key = spec.fingerprint()
-        if not self.store.has_unit("run", key):
-            self.log(f"training {spec.label()}")
-            metrics = run_training(spec.train_config(self.device), self.run_dir(spec), resume=True,
-                                   progress=self.progress, log=lambda s: None)
-            self.store.put_unit("run", key, {"spec": spec.to_dict(), "dir": spec.dirname(), "final": metrics["final"],
-                                             "epochs": metrics["epochs"]})
+        if self.store.has_unit("run", key):
+            return self.run_dir(spec)
+        with _run_lock(self.out_dir / "runs" / f"{spec.dirname()}.lock"):  # ``reproduce --jobs``: train once
+            if not self.store.has_unit("run", key):
+                self.log(f"training {spec.label()}")
+                metrics = run_training(spec.train_config(self.device), self.run_dir(spec), resume=True,
+                                       progress=self.progress, log=lambda s: None)
+                self.store.put_unit("run", key, {"spec": spec.to_dict(), "dir": spec.dirname(), "final": metrics["final"],
+                                                 "epochs": metrics["epochs"]})
         return self.run_dir(spec)
 
     def final(self, spec: RunSpec) -> dict[str, Any]:

@@ -35,11 +35,19 @@ EXPERIMENTS: Registry = Registry("claim")
 ALIASES: dict[str, str] = {}
 
 
-def register_experiment(claim_id: str, aliases: tuple[str, ...] = ()):
-    """Register an `Experiment` subclass under its claim id (and figure names accepted by ``--only``)."""
+def register_experiment(claim_id: str, aliases: tuple[str, ...] = (), cost_minutes: float = 0.5,
+                        reuses: tuple[str, ...] = ()):
+    """Register an `Experiment` subclass under its claim id (and figure names accepted by ``--only``).
+
+    ``cost_minutes`` (its measured compute time in the full preset on 2 CPU cores) and ``reuses`` (claims whose
+    runs and curves it reads from the shared store) only order the work of ``reproduce --jobs N``
+    (`asymvalley.experiments.parallel`); they change no number.
+    """
 
     def decorator(cls):
         cls.id = claim_id
+        cls.cost_minutes = float(cost_minutes)
+        cls.reuses = tuple(reuses)
         for a in aliases:
             ALIASES[a] = claim_id
         return EXPERIMENTS.register(claim_id)(cls)
@@ -123,6 +131,8 @@ class Experiment(abc.ABC):
     paper_numbers: ClassVar[dict] = {}       # the paper's numbers to print beside ours
     criterion: ClassVar[str] = ""            # the decision rule in words
     verification: ClassVar[bool] = False     # a check of the mathematics: `verified`, not `reproduced`
+    cost_minutes: ClassVar[float] = 0.5      # scheduling hint for ``reproduce --jobs`` (`register_experiment`)
+    reuses: ClassVar[tuple[str, ...]] = ()   # claims whose stored curves this one reads (scheduled after them)
     Config: ClassVar[type] = _NoConfig
 
     @abc.abstractmethod

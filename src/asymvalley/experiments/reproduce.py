@@ -24,9 +24,10 @@ from ..progress import progress_bar
 from ..store import STORE_NAME, RunStore
 from . import ALIASES, EXPERIMENTS, claim_ids, configure, protocol_hash
 from .context import Context
+from .parallel import check_jobs, run_claims_parallel
 from .presets import DESIGN_SEEDS_BELOW, Preset, get_preset
 
-__all__ = ["run_reproduction", "directory_lock", "parse_only", "check_seed"]
+__all__ = ["run_reproduction", "run_one_claim", "directory_lock", "parse_only", "check_seed"]
 
 SEED_LIMIT = 2 ** 31
 
@@ -134,33 +135,46 @@ def _check_out(out: Path, preset_name: str, seed: int) -> None:
                              f"or choose a new --out")
 
 
-def _run_claims(ctx: Context, names: list[str], log: Callable[[str], None], progress: bool) -> None:
+def run_one_claim(ctx: Context, cid: str) -> float:
+    """Run claim ``cid`` under the preset's frozen config and store its result and time; returns the seconds."""
+    cfg = configure(EXPERIMENTS.get(cid).Config, ctx.preset)
+    started = time.perf_counter()
+    result = EXPERIMENTS.get(cid)().run(ctx, cfg)
+    seconds = time.perf_counter() - started
+    with ctx.store.transaction() as conn:
+        ctx.store.put_unit("claim", cid, {"protocol_hash": protocol_hash(cfg), "result": result}, conn=conn)
+        ctx.store.put_unit("timing", cid, {"seconds": seconds}, conn=conn)
+    return seconds
+
+
+def _run_claims(ctx: Context, names: list[str], log: Callable[[str], None], progress: bool, jobs: int = 1) -> None:
     store = ctx.store
     todo = []
     for cid in names:
         unit = store.get_unit("claim", cid)
         cfg = configure(EXPERIMENTS.get(cid).Config, ctx.preset)
         if unit is None or unit["protocol_hash"] != protocol_hash(cfg):
-            todo.append((cid, cfg))
+            todo.append(cid)
     if len(todo) < len(names):
         log(f"resuming: {len(names) - len(todo)} of {len(names)} claims already finished")
     bar = progress_bar(len(names), "reproduce", "claim", enabled=progress, initial=len(names) - len(todo), each=True)
     try:
-        for cid, cfg in todo:
+        if jobs > 1 and len(todo) > 1:
+            run_claims_parallel(ctx, todo, jobs, log=log, on_done=lambda cid: bar.update(1))
+            return
+        for cid in todo:
             bar.set_postfix_str(cid)
-            started = time.perf_counter()
-            result = EXPERIMENTS.get(cid)().run(ctx, cfg)
-            with store.transaction() as conn:
-                store.put_unit("claim", cid, {"protocol_hash": protocol_hash(cfg), "result": result}, conn=conn)
-                store.put_unit("timing", cid, {"seconds": time.perf_counter() - started}, conn=conn)
+            run_one_claim(ctx, cid)
             bar.update(1)
     finally:
         bar.close()
 
 
 def run_reproduction(preset_name: str, out: str | os.PathLike, only: str | list[str] | None = None,
-                     seed: int | str | None = None, progress: bool = True, log: Callable[[str], None] = print) -> Path:
-    """Run (or resume) the preset's claims into ``out`` (its store); returns ``out``.
+                     seed: int | str | None = None, progress: bool = True, log: Callable[[str], None] = print,
+                     jobs: int | str | None = 1) -> Path:
+    """Run (or resume) the preset's claims into ``out`` (its store); returns ``out``. ``jobs`` > 1 runs claims
+    in that many worker processes (`asymvalley.experiments.parallel`).
 
     The report is assembled from that store by `asymvalley.reproduction.reproduce` (experiments never import the
     report layer)."""
@@ -168,6 +182,7 @@ def run_reproduction(preset_name: str, out: str | os.PathLike, only: str | list[
     preset = get_preset(preset_name)
     names = parse_only(only) or claim_ids()
     base_seed = check_seed(seed, preset)
+    jobs = check_jobs(jobs)
     out = Path(out)
     _check_out(out, preset_name, base_seed)
     for ds in preset.datasets:  # fail before writing anything when a data set is missing (e.g. offline CIFAR)
@@ -183,7 +198,7 @@ def run_reproduction(preset_name: str, out: str | os.PathLike, only: str | list[
         store.set_meta("versions", store.get_meta("versions") or library_versions())
         ctx = Context(out, preset, store, base_seed, progress=progress, log=log)
         try:
-            _run_claims(ctx, names, log, progress)
+            _run_claims(ctx, names, log, progress, jobs)
         finally:
             elapsed = float(store.get_meta("elapsed_s", 0.0)) + (time.perf_counter() - t0)
             store.set_meta("elapsed_s", round(elapsed, 3))
