@@ -91,7 +91,7 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _worker(wid: int, out: str, preset_name: str, base_seed: int, threads: int, parent: int, tasks, events) -> None:
+def _worker(wid: int, out: str, preset_name: str, base_seed: int, threads: int, jobs: int, parent: int, tasks, events) -> None:
     """One worker: run the claims the parent sends (``None`` ends it), report each as done or failed."""
     _exit_with_parent(parent)
     import torch
@@ -108,7 +108,7 @@ def _worker(wid: int, out: str, preset_name: str, base_seed: int, threads: int, 
     try:
         while (cid := tasks.get()) is not None:
             try:
-                seconds = run_one_claim(ctx, cid)
+                seconds = run_one_claim(ctx, cid, workers=jobs)
             except BaseException:
                 events.put(("error", wid, (cid, traceback.format_exc())))
                 return
@@ -124,7 +124,7 @@ def _start_workers(ctx, jobs: int, threads: int):
     for wid in range(jobs):
         tasks = spawn.Queue()
         p = spawn.Process(target=_worker, daemon=True, name=f"asymvalley-claims-{wid}",
-                          args=(wid, str(ctx.out_dir), ctx.preset.name, ctx.seeds[0], threads, os.getpid(), tasks, events))
+                          args=(wid, str(ctx.out_dir), ctx.preset.name, ctx.seeds[0], threads, jobs, os.getpid(), tasks, events))
         p.start()
         workers.append((p, tasks))
     return workers, events

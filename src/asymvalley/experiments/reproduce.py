@@ -135,15 +135,16 @@ def _check_out(out: Path, preset_name: str, seed: int) -> None:
                              f"or choose a new --out")
 
 
-def run_one_claim(ctx: Context, cid: str) -> float:
-    """Run claim ``cid`` under the preset's frozen config and store its result and time; returns the seconds."""
+def run_one_claim(ctx: Context, cid: str, workers: int = 1) -> float:
+    """Run claim ``cid`` under the preset's frozen config and store its result and time (wall clock, with the
+    number of worker processes that shared the machine meanwhile); returns the seconds."""
     cfg = configure(EXPERIMENTS.get(cid).Config, ctx.preset)
     started = time.perf_counter()
     result = EXPERIMENTS.get(cid)().run(ctx, cfg)
     seconds = time.perf_counter() - started
     with ctx.store.transaction() as conn:
         ctx.store.put_unit("claim", cid, {"protocol_hash": protocol_hash(cfg), "result": result}, conn=conn)
-        ctx.store.put_unit("timing", cid, {"seconds": seconds}, conn=conn)
+        ctx.store.put_unit("timing", cid, {"seconds": seconds, "workers": workers}, conn=conn)
     return seconds
 
 

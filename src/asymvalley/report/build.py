@@ -56,6 +56,7 @@ def build_report(out: str | Path) -> dict:
     doc = plain({"preset": meta["preset"], "seeds": seeds, "elapsed_s": meta["elapsed_s"], "versions": meta["versions"],
                  "commit": meta["commit"], "datasets": list(preset.datasets), "models": preset.models,
                  "meaningful": preset.meaningful, "dropped": preset.dropped, "budget_s": preset.budget_s, "claims": claims,
+                 "workers": max([int(t.get("workers", 1)) for t in timings.values()] or [1]),
                  "experiments": {cid: {"seconds": timings.get(cid, {}).get("seconds")} for cid in units}})
     write_json(out / "results.json", doc, sort_keys=True)
     atomic_write_text(out / "report.html", render_html(doc, out))

@@ -93,17 +93,21 @@ def _grid(ds: str, v: dict) -> str:
             f"<table><tr><th>cell</th><th>class</th><th>test: estimate [95% interval over seeds]</th></tr>{''.join(rows)}</table>")
 
 
-def compute_time(elapsed: float | None, budget: float | None) -> str:
-    """The run's measured compute time against its preset's budget (stated, never hidden, when over).
+def compute_time(elapsed: float | None, budget: float | None, workers: int = 1) -> str:
+    """The run's measured compute time (wall clock) against its preset's budget (stated, never hidden, when over).
 
     >>> compute_time(4380.0, 3600.0)
     "computed in 73.0 min; over the preset's 60-min budget by 13.0 min"
     >>> compute_time(58.2, 300.0)
     "computed in 1.0 min; within the preset's 5-min budget"
+    >>> compute_time(3000.0, 3600.0, workers=2)
+    "computed in 50.0 min (wall clock; claims in 2 worker processes, so the claims' times add up to more); within the preset's 60-min budget"
     """
     if elapsed is None:
         return "not recorded"
     text = f"computed in {elapsed / 60:.1f} min"
+    if workers > 1:
+        text += f" (wall clock; claims in {workers} worker processes, so the claims' times add up to more)"
     if budget is None:
         return text
     if elapsed <= budget:
@@ -117,7 +121,7 @@ def _header(doc: dict) -> str:
     versions = ", ".join(f"{k} {v}" for k, v in (doc.get("versions") or {}).items())
     rows = {"preset": doc["preset"], "data sets": ", ".join(doc["datasets"]), "models": models,
             "seeds": ", ".join(map(str, doc["seeds"])), "versions": versions, "commit": doc.get("commit"),
-            "compute time": compute_time(doc.get("elapsed_s"), doc.get("budget_s")), "this preset drops": doc.get("dropped")}
+            "compute time": compute_time(doc.get("elapsed_s"), doc.get("budget_s"), doc.get("workers", 1)), "this preset drops": doc.get("dropped")}
     warn = ("<p class='warn'><b>Smoke preset: these verdicts mean nothing.</b> Tiny synthetic data and a few epochs "
             "exercise every code path; run <code>--preset quick</code> or <code>full</code> for a reproduction.</p>"
             if not doc.get("meaningful", True) else "")
