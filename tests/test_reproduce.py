@@ -145,7 +145,8 @@ def test_bad_reproduce_arguments(tmp_path, cli, args, message):
 
 
 def _close(a, b, path=""):
-    """Nested results equal, floats to 1e-5 relative (a worker's thread count may change the last bits)."""
+    """Nested results equal, floats to 1e-3 relative (a worker's thread count changes float reductions' last bits,
+    which the smoke preset's 3 epochs of SGD barely grow; the full preset's 40 grow them to ~3 %)."""
     if isinstance(a, dict):
         assert a.keys() == b.keys(), path
         for k in a:
@@ -155,7 +156,7 @@ def _close(a, b, path=""):
         for i, (x, y) in enumerate(zip(a, b)):
             _close(x, y, f"{path}[{i}]")
     elif isinstance(a, float) and isinstance(b, float):
-        assert a == pytest.approx(b, rel=1e-5, abs=1e-9, nan_ok=True), path
+        assert a == pytest.approx(b, rel=1e-3, abs=1e-9, nan_ok=True), path
     else:
         assert a == b, path
 
@@ -177,3 +178,24 @@ def test_jobs_run_claims_in_workers_with_the_serial_results_and_train_each_run_o
     for cid in claims:
         assert par[cid]["verdict"] == ser[cid]["verdict"], cid
         _close(par[cid]["numbers"], ser[cid]["numbers"], cid)
+
+
+def test_a_resume_with_another_thread_count_is_refused(tmp_path, cli, monkeypatch):
+    import torch
+
+    out = tmp_path / "t"
+    code, _, err = cli("reproduce", "--preset", "smoke", "--only", "C4", "--out", out, "--quiet")
+    assert code == 0, err
+    with RunStore(out, create=False) as store:
+        assert store.get_meta("threads_per_process") == torch.get_num_threads()
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)  # as on a machine with more cores
+    code, _, err = cli("reproduce", "--preset", "smoke", "--only", "C4,C5", "--out", out, "--quiet")
+    assert code == 2 and err.count("\n") == 1
+    assert f"was computed with {store_threads(out)} thread(s) per process and this call would use 4" in err
+    with RunStore(out, create=False) as store:
+        assert not store.has_unit("claim", "C5")
+
+
+def store_threads(out):
+    with RunStore(out, create=False) as store:
+        return store.get_meta("threads_per_process")

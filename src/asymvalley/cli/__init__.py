@@ -92,8 +92,11 @@ def fail(message: str, code: int = 2) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    from ..allocator import keep_freed_memory
+
     command = typer.main.get_command(app)
     try:
+        keep_freed_memory()  # freed activation buffers are reused, not page-faulted in again (`asymvalley.allocator`)
         code = command.main(args=argv, prog_name="asymvalley", standalone_mode=False)
         from ..dist import finalize
 

@@ -92,7 +92,8 @@ class StackedGroups:
         self._out: dict[tuple, torch.Tensor] = {}
 
     def out_like(self, key: tuple, x: torch.Tensor) -> torch.Tensor:
-        """A reusable contiguous buffer shaped like ``x`` for the BN at ``key`` (layer, group)."""
+        """A reusable contiguous buffer shaped like ``x`` under ``key`` (a BN's output is read by the next layer
+        only, so one buffer per shape serves every layer and group)."""
         buf = self._out.get(key)
         if buf is None or buf.shape != x.shape or buf.dtype != x.dtype or buf.device != x.device:
             buf = self._out[key] = torch.empty(x.shape, dtype=x.dtype, device=x.device)
@@ -109,36 +110,40 @@ def _fold_running(running: tuple[torch.Tensor, torch.Tensor], means, variances, 
 
 
 def _normalise_channels_last(x: torch.Tensor, sizes: Sequence[int], momenta: Sequence[float], step: _Layer, params,
-                             running, relu: bool, out: torch.Tensor, squares: torch.Tensor) -> torch.Tensor:
+                             running, relu: bool, out: torch.Tensor, squares: torch.Tensor,
+                             normalise: bool = True) -> torch.Tensor | None:
     """Training-mode BN of every batch stacked in ``x`` whose channels are its innermost dimension (oneDNN's
     layout): one view (batches, values, channels), per-batch mean, centred second moment and affine in a few
-    vectorised passes over the whole group (4-5x faster than a BN call per batch plus a concatenation)."""
+    vectorised passes over the whole group (4-5x faster than a BN call per batch plus a concatenation).
+    Without ``normalise`` (the chain's last BN) only the statistics are folded in."""
     bn, p = step.bn_module, step.bn
     xm = x.movedim(1, -1)
     groups = xm.reshape(len(sizes), -1, xm.shape[-1])
     mean = groups.mean(1, keepdim=True)
     centred = torch.sub(groups, mean, out=out.view(groups.shape))
     var = torch.mul(centred, centred, out=squares.view(groups.shape)).mean(1, keepdim=True)
+    _fold_running(running[p], mean.squeeze(1), var.squeeze(1), groups.shape[1], momenta)
+    if not normalise:
+        return None
     scale = (var + bn.eps).rsqrt_()
     if bn.affine:
         scale.mul_(params[p + "weight"])
         torch.addcmul(params[p + "bias"].expand_as(scale), centred, scale, out=centred)
     else:
         centred.mul_(scale)
-    _fold_running(running[p], mean.squeeze(1), var.squeeze(1), groups.shape[1], momenta)
     y = out.view(xm.shape).movedim(-1, 1)
     return y.relu_() if relu else y
 
 
 def _normalise_stacked(x: torch.Tensor, sizes: Sequence[int], momenta: Sequence[float], step: _Layer, params,
-                       running, relu: bool, stacked: "StackedGroups", key: tuple) -> torch.Tensor:
+                       running, relu: bool, stacked: "StackedGroups", normalise: bool = True) -> torch.Tensor | None:
     """Training-mode BN (``[relu]``) of every batch stacked in ``x`` on its own statistics, each folded into
     ``running`` in order with its momentum: vectorised over the group when channels are innermost
     (`_normalise_channels_last`), else ATen's fused ``batch_norm`` per batch and a concatenation."""
     xm = x.movedim(1, -1)
     if xm.is_contiguous() and xm.numel() // (xm.shape[-1] * len(sizes)) > 1:
-        return _normalise_channels_last(x, sizes, momenta, step, params, running, relu, stacked.out_like(key, xm),
-                                        stacked.out_like(("squares", *xm.shape), xm))
+        return _normalise_channels_last(x, sizes, momenta, step, params, running, relu, stacked.out_like(("out", *xm.shape), xm),
+                                        stacked.out_like(("squares", *xm.shape), xm), normalise)
     bn, p = step.bn_module, step.bn
     mean, var = running[p]
     w, b = (params[p + "weight"], params[p + "bias"]) if bn.affine else (None, None)
@@ -162,12 +167,13 @@ def recalibrated_chain_buffers(chain: FusedChain, params: Mapping[str, torch.Ten
             ref = buffers[s.bn + "running_mean"]
             running[s.bn] = (torch.zeros_like(ref), torch.ones_like(buffers[s.bn + "running_var"]))
     stacked = batches if isinstance(batches, StackedGroups) else StackedGroups(batches, weighting)
-    for g, (x, sizes, momenta) in enumerate(stacked.groups):
+    for x, sizes, momenta in stacked.groups:
         for i, (op, step) in enumerate(ops):
             x = op(x)
             if step is None:
                 continue
-            x = _normalise_stacked(x, sizes, momenta, step, params, running, step.relu and i != last, stacked, (i, g))
+            x = _normalise_stacked(x, sizes, momenta, step, params, running, step.relu and i != last, stacked,
+                                   normalise=i != last)
             if i == last:
                 break
     out = dict(buffers)
