@@ -7,7 +7,11 @@ next allocation of the same size page-faults its memory in again: on this
 project's 2-core machine a quick preset spent 6.8 s in the kernel and took 78 s;
 with freed memory kept (``M_MMAP_THRESHOLD`` 256 MiB, ``M_TRIM_THRESHOLD`` 1 GiB)
 1.5 s and 70 s, at 14 % more peak memory (541 -> 615 MB). The command-line entry
-point calls `keep_freed_memory` (a library import changes nothing);
+point calls `keep_freed_memory` (a library import changes nothing) for every
+command but ``bench``, which compares the engine with other tools' code as a
+default Python process runs both (kept memory speeds those loops up more than
+the engine: measured in one ``bench probe --runs 3``, the authors' BN loop
+against exact re-estimation 2.27x instead of 2.9-3.4x);
 ``ASYMVALLEY_MALLOC=system`` leaves the allocator as it is (``keep``, or unset: tune
 it). Without glibc (macOS, musl) nothing happens.
 

@@ -50,7 +50,7 @@ def _recal_ops(chain: FusedChain, params, buffers) -> list[tuple[Callable, "_Lay
 
 #: most samples convolved in one kernel call during re-estimation: consecutive batches of equal size are
 #: stacked up to this many (one large oneDNN call instead of one per batch); BN still sees each batch alone
-GROUP_SAMPLES = 512
+GROUP_SAMPLES = 1024
 
 
 def batch_groups(sizes: Sequence[int], cap: int | None = None) -> list[list[int]]:
