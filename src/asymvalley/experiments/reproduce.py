@@ -172,6 +172,10 @@ def _run_claims(ctx: Context, names: list[str], log: Callable[[str], None], prog
             todo.append(cid)
     if len(todo) < len(names):
         log(f"resuming: {len(names) - len(todo)} of {len(names)} claims already finished")
+    if todo:  # computing anything: only with the thread count the store's results were computed with
+        threads = threads_per_process(jobs)
+        _check_threads(ctx.out_dir, store.get_meta("threads_per_process"), threads, jobs)
+        store.set_meta("threads_per_process", threads)
     bar = progress_bar(len(names), "reproduce", "claim", enabled=progress, initial=len(names) - len(todo), each=True)
     try:
         if jobs > 1 and todo:  # workers even for one claim: the thread count is part of the configuration
@@ -200,10 +204,6 @@ def run_reproduction(preset_name: str, out: str | os.PathLike, only: str | list[
     jobs = check_jobs(jobs)
     out = Path(out)
     _check_out(out, preset_name, base_seed)
-    threads = threads_per_process(jobs)
-    if (out / STORE_NAME).exists():
-        with RunStore(out, create=False) as store:
-            _check_threads(out, store.get_meta("threads_per_process"), threads, jobs)
     for ds in preset.datasets:  # fail before writing anything when a data set is missing (e.g. offline CIFAR)
         kw = preset.dataset_kwargs if data_registry.needs_files(ds) else {}
         data_registry.load(ds, **kw)
@@ -212,7 +212,6 @@ def run_reproduction(preset_name: str, out: str | os.PathLike, only: str | list[
         store = RunStore(out)
         store.set_meta("preset", preset_name)
         store.set_meta("base_seed", base_seed)
-        store.set_meta("threads_per_process", threads)
         store.set_meta("preset_config", preset.to_dict())
         store.set_meta("commit", store.get_meta("commit") or source_commit())
         store.set_meta("versions", store.get_meta("versions") or library_versions())
