@@ -309,3 +309,27 @@ def test_recalibrate_weights_batches_by_samples_like_the_authors(ds, fast):
     batches = probe.points(m, ds, u, [[a]], bn="recalibrate:batches", bn_batch_size=bs, fast=fast)
     assert batches["bn"] == "recalibrate:batches"
     assert batches["splits"]["test"]["loss"][0] != pytest.approx(ref, rel=1e-6)
+
+
+@pytest.mark.parametrize("bn", ["eval", "recalibrate"])
+@pytest.mark.parametrize("fast", [None, False])
+def test_a_curve_on_fewer_splits_is_read_from_a_stored_wider_one(ds, tmp_path, monkeypatch, bn, fast):
+    """The training split alone, after the same request on train and test: answered from the store (nothing
+    evaluated), with the very numbers that computing the training split alone gives, and stored under its own id."""
+    from asymvalley.probe import engine
+
+    m = _model("cnn1d_bn", ds)
+    u = probe.make_direction("filter", m, seed=2)
+    alphas = probe.linspace(-1, 1, 7)
+    wide = probe.curve(m, ds, u, alphas, splits=("train", "test"), bn=bn, fast=fast, store=tmp_path)
+    alone = probe.curve(m, ds, u, alphas, splits=("train",), bn=bn, fast=fast)  # no store: computed
+    evaluated = []
+    real = engine._run_chunks
+    monkeypatch.setattr(engine, "_run_chunks", lambda kernel, todo, *a: (evaluated.extend(todo), real(kernel, todo, *a))[1])
+    narrow = probe.curve(m, ds, u, alphas, splits=("train",), bn=bn, fast=fast, store=tmp_path)
+    assert evaluated == [] and narrow["curve_id"] != wide["curve_id"]
+    assert narrow["splits"]["train"] == alone["splits"]["train"] == wide["splits"]["train"]  # bit for bit
+    with RunStore(tmp_path) as st:
+        assert sorted(r["idx"] for r in st.get_points(narrow["curve_id"])) == list(range(7))
+    other = probe.curve(m, ds, u, alphas[:-1], splits=("train",), bn=bn, fast=fast, store=tmp_path)  # not a sub-request
+    assert len(evaluated) == 6 and other["curve_id"] != narrow["curve_id"]

@@ -181,6 +181,13 @@ class RunStore:
         rows = self._rows("SELECT key, payload FROM units WHERE kind = ? ORDER BY key", (kind,))
         return {k: self._json(p) for k, p in rows}
 
+    def units_under(self, kind: str, prefix: str) -> dict[str, Any]:
+        """Units of ``kind`` whose key starts with ``prefix + "/"`` (keyed by the rest of the key)."""
+        lo = f"{prefix}/"
+        rows = self._rows("SELECT key, payload FROM units WHERE kind = ? AND key >= ? AND key < ? ORDER BY key",
+                          (kind, lo, f"{prefix}0"))  # "0" is the character after "/"
+        return {k[len(lo):]: self._json(p) for k, p in rows}
+
     def count_units(self, kind: str | None = None) -> int:
         if kind is None:
             return self._rows("SELECT COUNT(*) FROM units")[0][0]

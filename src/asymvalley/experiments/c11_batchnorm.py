@@ -61,7 +61,7 @@ def cs_at(ctx, spec, fam: str, cfg: Config, checkpoint: str) -> dict:
             for s in cfg.range_scales}
 
 
-@register_experiment("C11", aliases=("apph",), cost_minutes=15.1)
+@register_experiment("C11", aliases=("apph",), cost_minutes=15.1, reuses=("C1",))
 class BatchNorm(Experiment):
     title = "Batch normalisation is a major cause of asymmetric valleys"
     paper = "Appendix H: the same networks without BN show far fewer and weaker asymmetric directions than with BN."

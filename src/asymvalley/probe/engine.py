@@ -109,6 +109,41 @@ def _finished_points(st, curve_id: str, split_names: Sequence[str], slopes: bool
             if all(s in v for s in split_names) and (not slopes or all(v[s][2] is not None for s in split_names))}
 
 
+def _key_config(space, model_buffers, directions, coords, split_names, policy, recal, slopes, loss_fn, key_extra,
+                batch_fn, autocast) -> dict[str, Any]:
+    """Everything a curve's values depend on: the store key is its hash (`curve_key`)."""
+    return {
+        "center": tensors_digest(space.center, space.names),
+        "buffers": tensors_digest(model_buffers) if model_buffers else None,
+        "directions": [d.digest() for d in directions], "coords": coords, "splits": split_names,
+        "bn": policy.name, "bn_batch_size": policy.batch_size if recal is not None else None, "slopes": bool(slopes),
+        "loss": getattr(loss_fn, "__name__", repr(loss_fn)), **(dict(key_extra or {})),
+        **({"batch_fn": getattr(batch_fn, "__name__", repr(batch_fn))} if batch_fn is not None else {}),
+        **({"autocast": autocast} if autocast else {}),
+    }
+
+
+def _splits_free_key(key_cfg: Mapping[str, Any]) -> str:
+    """The key of a request with its splits left out: curves that differ only in their splits share it."""
+    return curve_key({**key_cfg, "splits": None})
+
+
+def _from_wider_curve(st, key_cfg: Mapping[str, Any], curve_id: str, coords, split_names: Sequence[str],
+                      slopes: bool) -> dict[int, dict[str, tuple]] | None:
+    """A finished stored curve of the same request on more splits (``train`` within ``train, test``) answers
+    this one: each split's values are computed per split, so they are the same numbers (tested). They are
+    copied under this curve's id, so the curve reads back like any other."""
+    for other, unit in st.units_under("curve_splits", _splits_free_key(key_cfg)).items():
+        if other == curve_id or not set(split_names) <= set(unit["splits"]):
+            continue
+        got = _finished_points(st, other, split_names, slopes)
+        if len(got) == len(coords):
+            if distributed.is_main():
+                st.put_points(curve_id, [(i, s, coords[i], *got[i][s]) for i in sorted(got) for s in split_names])
+            return got
+    return None
+
+
 # ---------------------------------------------------------------------------------
 # the engine
 # ---------------------------------------------------------------------------------
@@ -158,20 +193,19 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
     done: dict[int, dict[str, tuple]] = {}
     try:
         if st is not None:
+            key_cfg = None
             if curve_id is None:
-                curve_id = curve_key({
-                    "center": tensors_digest(space.center, space.names),
-                    "buffers": tensors_digest(model_buffers) if model_buffers else None,
-                    "directions": [d.digest() for d in directions], "coords": coords, "splits": split_names,
-                    "bn": policy.name, "bn_batch_size": policy.batch_size if recal is not None else None, "slopes": bool(slopes),
-                    "loss": getattr(loss_fn, "__name__", repr(loss_fn)), **(dict(key_extra or {})),
-                    **({"batch_fn": getattr(batch_fn, "__name__", repr(batch_fn))} if batch_fn is not None else {}),
-                    **({"autocast": autocast} if autocast else {}),
-                })
+                key_cfg = _key_config(space, model_buffers, directions, coords, split_names, policy, recal, slopes,
+                                      loss_fn, key_extra, batch_fn, autocast)
+                curve_id = curve_key(key_cfg)
             done = _finished_points(st, curve_id, split_names, bool(slopes))
+            if key_cfg is not None and len(done) < len(coords):
+                done = _from_wider_curve(st, key_cfg, curve_id, coords, split_names, bool(slopes)) or done
             if distributed.is_main() and not st.has_unit("curve", curve_id):
                 st.put_unit("curve", curve_id, {"splits": split_names, "bn": policy.name, "points": len(coords),
                                                 "directions": [d.describe() for d in directions], "coords": coords})
+                if key_cfg is not None:
+                    st.put_unit("curve_splits", f"{_splits_free_key(key_cfg)}/{curve_id}", {"splits": split_names})
         todo = distributed.shard([i for i in range(len(coords)) if i not in done])
         kernel = select(inputs, fast) if req.batch_fn is None else GenericKernel.compile(inputs)
         computed, bn_check = _run_chunks(kernel, todo, coords, req, chunk_points, st, curve_id, progress, amp_dtype)
