@@ -48,6 +48,14 @@ def _saved_bytes(build: Callable[[], object]) -> tuple[object, int]:
     return out, total
 
 
+def _graph_bytes(gradient: Callable, i: int) -> int:
+    """Saved bytes of one mini-batch's gradient graph, measured on a throwaway graph that one backward then frees
+    (a pack hook that returns its tensor ties a graph's outputs into reference cycles only freeing breaks)."""
+    (p, g), size = _saved_bytes(lambda: gradient(i))
+    torch.autograd.grad(g.sum(), p)
+    return size
+
+
 def hvp_fn(model: nn.Module, space: ParamSpace, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable | None = None,
            batch_size: int = 1024, keep_graph_bytes: int = KEEP_GRAPH_BYTES) -> Callable[[torch.Tensor], torch.Tensor]:
     """A function ``v (flat) -> H v (flat)`` for the mean loss over ``(x, y)`` at the space's centre.
@@ -80,10 +88,8 @@ def hvp_fn(model: nn.Module, space: ParamSpace, x: torch.Tensor, y: torch.Tensor
         if j < len(kept):
             return kept[j]
         if not keep:
-            (p, g), size = _saved_bytes(lambda: gradient(i))
-            keep.append(keep_graph_bytes > 0 and size * len(starts) <= keep_graph_bytes)
-        else:
-            p, g = gradient(i)
+            keep.append(keep_graph_bytes > 0 and _graph_bytes(gradient, i) * len(starts) <= keep_graph_bytes)
+        p, g = gradient(i)
         if keep[0]:
             kept.append((p, g))
         return p, g
