@@ -34,8 +34,10 @@ __all__ = ["hvp_fn", "top_eigen"]
 KEEP_GRAPH_BYTES = 512 * 2**20
 
 
-def _saved_bytes(build: Callable[[], object]) -> tuple[object, int]:
-    """``build()`` and the bytes of the tensors its autograd graph saves (views counted in full: an upper bound)."""
+def _graph_bytes(gradient: Callable, i: int) -> int:
+    """Bytes of the tensors one mini-batch's gradient graph saves (views counted in full: an upper bound),
+    measured on a throwaway graph that one backward then frees: a pack hook that returns its tensor ties the
+    graph's outputs into reference cycles that only freeing the saved tensors breaks."""
     total = 0
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -44,16 +46,10 @@ def _saved_bytes(build: Callable[[], object]) -> tuple[object, int]:
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = build()
-    return out, total
-
-
-def _graph_bytes(gradient: Callable, i: int) -> int:
-    """Saved bytes of one mini-batch's gradient graph, measured on a throwaway graph that one backward then frees
-    (a pack hook that returns its tensor ties a graph's outputs into reference cycles only freeing breaks)."""
-    (p, g), size = _saved_bytes(lambda: gradient(i))
-    torch.autograd.grad(g.sum(), p)
-    return size
+        p, g = gradient(i)
+    if g.requires_grad:
+        torch.autograd.grad(g.sum(), p, allow_unused=True)
+    return total
 
 
 def hvp_fn(model: nn.Module, space: ParamSpace, x: torch.Tensor, y: torch.Tensor, loss_fn: Callable | None = None,
