@@ -26,7 +26,10 @@ from asymvalley.errors import UsageError
 from asymvalley.probe.bn import parse_bn
 from asymvalley.probe.bn_interp import SAFETY, TOLERANCE
 from asymvalley.probe.fused import compile_chain
+from asymvalley.probe import fused_recal
 from asymvalley.probe.fused_recal import recalibrated_chain_buffers
+from asymvalley.probe.fused_steps import _Layer
+from asymvalley.probe.recal_moments import FirstLayerMoments
 from asymvalley.probe.kernels import FastPathKernel, FusedKernel, GenericKernel, KernelInputs
 from asymvalley.probe.space import ParamSpace
 
@@ -89,9 +92,12 @@ def _mlp_bn(ds) -> nn.Module:
     return m.eval()
 
 
+@pytest.mark.parametrize("moments", [True, False], ids=["first-bn-from-moments", "first-bn-from-its-input"])
 @pytest.mark.parametrize("build", [_bn_model, _mlp_bn])
 @pytest.mark.parametrize("weighting", ["samples", "batches"])
-def test_fused_running_statistics_are_the_authors_arithmetic(ds, weighting, build):
+def test_fused_running_statistics_are_the_authors_arithmetic(ds, weighting, build, moments, monkeypatch):
+    if not moments:
+        monkeypatch.setattr(fused_recal, "MAX_PATCH_DIM", 0)
     m = build(ds)
     tx = ds.prepare(ds.train_x)
     batches = [tx[i:i + BS] for i in range(0, len(tx), BS)]
@@ -104,6 +110,41 @@ def test_fused_running_statistics_are_the_authors_arithmetic(ds, weighting, buil
             assert torch.allclose(got[name], t, rtol=1e-6, atol=1e-7), name
         else:
             assert int(got[name]) == int(t) == len(batches)
+
+
+@pytest.mark.parametrize("kind, layer, x", [
+    ("conv1d", nn.Conv1d(3, 8, 5, stride=2, padding=2), torch.randn(40, 3, 23) * 2 + 1),
+    ("conv2d", nn.Conv2d(2, 6, 3, stride=2, padding=1), torch.randn(40, 2, 9, 7) - 3),
+    ("linear", nn.Linear(12, 5), torch.randn(40, 12) + 4),
+])
+def test_first_layer_moments_give_each_batchs_statistics(kind, layer, x):
+    """The first BN's batch statistics from the patch moments equal those of the layer's output (padding,
+    stride and bias included), per batch, to float32 rounding."""
+    sizes = [16, 16, 8]
+    moments = FirstLayerMoments(_Layer(kind, "", layer), [x[:32], x[32:]], [sizes[:2], sizes[2:]])
+    mean, var = moments.stats(dict(layer.named_parameters()))
+    with torch.no_grad():
+        z = layer.double()(x.double())
+    layer.float()
+    dims = [0] + list(range(2, z.dim()))
+    at = 0
+    for k, b in enumerate(sizes):
+        ref_var, ref_mean = torch.var_mean(z[at:at + b], dims, correction=0)
+        at += b
+        assert torch.allclose(mean[k].double(), ref_mean, rtol=1e-6, atol=1e-6)
+        assert torch.allclose(var[k].double(), ref_var, rtol=1e-6, atol=1e-7)
+
+
+def test_a_first_convolution_sees_its_input_change_in_place(ds):
+    """The chain keeps the data's im2col columns between weight points, but not past an in-place change."""
+    m = _bn_model(ds)
+    x = ds.prepare(ds.train_x[:64]).clone()
+    chain = compile_chain(m, tuple(x.shape[1:]))
+    run = chain.bind({n: p.detach() for n, p in m.named_parameters()}, dict(m.named_buffers()))
+    with torch.no_grad():
+        assert torch.allclose(run(x), m(x), atol=1e-5) and chain.columns.used > 0
+        x.mul_(-2.0).add_(0.5)
+        assert torch.allclose(run(x), m(x), atol=1e-5)
 
 
 def _line_model(ds) -> nn.Module:

@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 
 from .fused_layers import _bn_affine, _finisher, _flatten, _fold, _layer_op, _residual_op, cross_entropy_stats, flatten_op, orient
-from .fused_ops import few_threads, fused_ops_available
+from .fused_ops import ColumnCache, few_threads, fused_ops_available
 from .fused_steps import (Reshape, Residual, _Flatten, _Layer, _Reshape, _Residual, build_steps, flat_leaves, has_hooks,
                           sequential_leaves)
 from .space import preserve_module_state
@@ -101,6 +101,8 @@ class FusedChain:
         self.head_fan_in = int(w[0].numel())
         #: residual blocks in the chain (evaluated here; BN re-estimation and slopes use other kernels)
         self.has_residual = any(isinstance(s, _Residual) for s in steps)
+        #: im2col columns of the data for a small first convolution, kept across weight points
+        self.columns = ColumnCache()
 
     def walk(self, start: int, stop: int, layout: str):
         """``(step, layout of its input, columns)`` for ``steps[start:stop]``: ``columns`` is the channels-last
@@ -134,7 +136,7 @@ class FusedChain:
                 ops.append(_residual_op(step, params, buffers))
                 continue
             w, b = _fold(step, params, buffers)
-            ops.append(_layer_op(step, orient(w, cols), b, step.relu, lay))
+            ops.append(_layer_op(step, orient(w, cols), b, step.relu, lay, self.columns))
         return ops
 
     def head_terms(self, x: torch.Tensor, tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -143,7 +145,7 @@ class FusedChain:
             x = step.fn(x) if isinstance(step, _Reshape) else _flatten(x)
         layer = self.steps[self.head]
         b = tensors[layer.name + "bias"] if layer.module.bias is not None else None
-        return _layer_op(layer, tensors[layer.name + "weight"], b, False, "plain")(x)
+        return _layer_op(layer, tensors[layer.name + "weight"], b, False, "plain", self.columns)(x)
 
     def bind(self, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor],
              coeffs: Sequence[float] | None = None) -> "BoundChain":

@@ -9,7 +9,7 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
-from .fused_ops import conv_add_op, conv_op, im2col_conv1d_op, linear_add_op, linear_op
+from .fused_ops import ColumnCache, conv_add_op, conv_op, im2col_conv1d_op, linear_add_op, linear_op
 from .fused_steps import _Layer, _Reshape, _Residual
 
 __all__ = ["cross_entropy_stats", "flatten_op", "orient"]
@@ -76,7 +76,9 @@ def _finisher(coeffs: list[float], affine, relu: bool) -> Callable:
     return finish
 
 
-def _layer_op(step: _Layer, w: torch.Tensor, b: torch.Tensor | None, relu: bool, layout: str) -> Callable:
+def _layer_op(step: _Layer, w: torch.Tensor, b: torch.Tensor | None, relu: bool, layout: str,
+              columns: ColumnCache | None = None) -> Callable:
+    """``step`` at weights ``w``, ``b`` as one kernel (``columns``: the chain's im2col cache for a small first conv)."""
     attr = "relu" if relu else "none"
     if step.kind == "linear":
         return linear_op(w.contiguous(), b, attr)
@@ -84,7 +86,7 @@ def _layer_op(step: _Layer, w: torch.Tensor, b: torch.Tensor | None, relu: bool,
     if step.kind == "conv1d":
         k, s, p = int(m.kernel_size[0]), int(m.stride[0]), int(m.padding[0])
         if layout == "plain" and w.shape[1] * k <= 16:
-            return im2col_conv1d_op(w, b, k, s, p, relu)
+            return im2col_conv1d_op(w, b, k, s, p, relu, columns)
         w4 = w.unsqueeze(2).contiguous(memory_format=torch.channels_last)
         return conv_op(w4, b, [0, p], [1, s], attr, to_cl=layout == "plain", unsq=True)
     w4 = w.contiguous(memory_format=torch.channels_last)

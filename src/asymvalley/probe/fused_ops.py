@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["fused_ops_available", "few_threads", "linear_op", "conv_op", "im2col_conv1d_op", "linear_add_op", "conv_add_op"]
+__all__ = ["fused_ops_available", "few_threads", "linear_op", "conv_op", "im2col_conv1d_op", "ColumnCache", "COLUMN_CACHE_BYTES", "linear_add_op", "conv_add_op"]
 
 
 def fused_ops_available() -> bool:
@@ -94,18 +94,60 @@ def conv_add_op(w4: torch.Tensor, b, padding, stride, relu: bool, to_cl: bool, u
     return op
 
 
-def im2col_conv1d_op(w: torch.Tensor, b, k: int, s: int, p: int, relu: bool):
+#: most bytes of first-layer im2col columns a compiled chain keeps (`ColumnCache`)
+COLUMN_CACHE_BYTES = 64 << 20
+
+
+class ColumnCache:
+    """The im2col columns of the inputs a first convolution sees again at every weight point (the data's
+    batches), kept for one compiled chain up to ``budget`` bytes: building them (pad, unfold, copy) costs about as
+    much as the layer's product. An entry holds its input tensor, so no other tensor can take its memory while it
+    is cached; an input changed in place (its version counter moved) is rebuilt.
+
+    >>> cache, x = ColumnCache(), torch.arange(6.).reshape(1, 1, 6)
+    >>> a = cache.get(x, (3, 1, 1), lambda: torch.zeros(1))
+    >>> cache.get(x, (3, 1, 1), lambda: torch.ones(1)) is a, cache.used
+    (True, 4)
+    """
+
+    def __init__(self, budget: int | None = None):
+        self.budget = COLUMN_CACHE_BYTES if budget is None else budget
+        self.used = 0
+        self._entries: dict[tuple, tuple[torch.Tensor, int, torch.Tensor]] = {}
+
+    def get(self, x: torch.Tensor, geometry: tuple, build) -> torch.Tensor:
+        """``build()`` for input ``x`` and layer ``geometry``, from the cache when ``x`` was seen unchanged."""
+        key = (x.data_ptr(), tuple(x.shape), x.stride(), x.dtype, x.device, geometry)
+        hit = self._entries.get(key)
+        if hit is not None and hit[1] == x._version:
+            return hit[2]
+        cols = build()
+        size = cols.numel() * cols.element_size()
+        if hit is not None:
+            self.used -= hit[2].numel() * hit[2].element_size()
+            del self._entries[key]
+        if self.used + size <= self.budget and not x.requires_grad:
+            self._entries[key] = (x, x._version, cols)
+            self.used += size
+        return cols
+
+
+def im2col_conv1d_op(w: torch.Tensor, b, k: int, s: int, p: int, relu: bool, columns: ColumnCache | None = None):
+    """A Conv1d with a small fan-in (``C_in * k``) as one product of im2col columns (from ``columns`` when given)."""
     cout, cin, _ = w.shape
     w2 = w.reshape(cout, cin * k).contiguous()
     lp = torch.ops.mkldnn._linear_pointwise
     attr = "relu" if relu else "none"
 
-    def op(x: torch.Tensor) -> torch.Tensor:
+    def im2col(x: torch.Tensor) -> torch.Tensor:
         xp = F.pad(x, (p, p)) if p else x
         cols = xp.unfold(2, k, s)  # (N, C_in, L_out, k)
-        n, _, lout, _ = cols.shape
-        a = cols.permute(0, 2, 1, 3).reshape(n * lout, cin * k)
+        return cols.permute(0, 2, 1, 3).reshape(cols.shape[0] * cols.shape[2], cin * k)
+
+    def op(x: torch.Tensor) -> torch.Tensor:
+        a = im2col(x) if columns is None else columns.get(x, (k, s, p), lambda: im2col(x))
         y = lp(a, w2, b, attr, [], "")
+        n, lout = x.shape[0], a.shape[0] // x.shape[0]
         return y.view(n, 1, lout, cout).permute(0, 3, 1, 2)  # (N, C, 1, L) channels-last
 
     return op

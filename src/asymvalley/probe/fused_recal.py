@@ -28,6 +28,7 @@ from .bn import RunningAverage
 from .fused import FusedChain
 from .fused_layers import _fold, _layer_op, flatten_op, orient
 from .fused_steps import _Flatten, _Layer, _Reshape
+from .recal_moments import MAX_PATCH_DIM, FirstLayerMoments, patch_dim
 
 __all__ = ["StackedGroups", "batch_groups", "recalibrated_chain_buffers"]
 
@@ -41,10 +42,10 @@ def _recal_ops(chain: FusedChain, params, buffers) -> list[tuple[Callable, "_Lay
             ops.append((step.fn if isinstance(step, _Reshape) else flatten_op(lay), None))
         elif step.bn is None:
             w, b = _fold(step, params, buffers)
-            ops.append((_layer_op(step, orient(w, cols), b, step.relu, lay), None))
+            ops.append((_layer_op(step, orient(w, cols), b, step.relu, lay, chain.columns), None))
         else:
             b = params[step.name + "bias"] if step.module.bias is not None else None
-            ops.append((_layer_op(step, orient(params[step.name + "weight"], cols), b, False, lay), step))
+            ops.append((_layer_op(step, orient(params[step.name + "weight"], cols), b, False, lay, chain.columns), step))
     return ops
 
 
@@ -89,6 +90,8 @@ class StackedGroups:
         for group in batch_groups([len(x) for x in batches], cap):
             x = batches[group[0]] if len(group) == 1 else torch.cat([batches[j] for j in group])
             self.groups.append((x, [len(batches[j]) for j in group], [momenta[j] for j in group]))
+        self.weights, self.init_weight = _batch_weights(momenta)
+        self.first: tuple | None = None  # (chain, start, inputs, moments): `_first_layer`'s cache
         self._out: dict[tuple, torch.Tensor] = {}
 
     def out_like(self, key: tuple, x: torch.Tensor) -> torch.Tensor:
@@ -100,85 +103,147 @@ class StackedGroups:
         return buf
 
 
-def _fold_running(running: tuple[torch.Tensor, torch.Tensor], means, variances, count: int, momenta) -> None:
-    """Fold each batch's mean and unbiased variance (``count`` values per channel) into ``running`` in order:
-    ``r <- (1 - m) r + m s``, ATen's training-mode update."""
-    mean, var = running
-    for k, m in enumerate(momenta):
-        mean.mul_(1 - m).add_(means[k], alpha=m)
-        var.mul_(1 - m).add_(variances[k], alpha=m * count / (count - 1))
+def _batch_weights(momenta: Sequence[float]) -> tuple[list[float], float]:
+    """The weight of each batch's statistics in the final running statistics, and of their initial values, after
+    the updates ``r <- (1 - m) r + m s`` in order: ``w_k = m_k prod_{j > k} (1 - m_j)``.
+
+    >>> _batch_weights([1.0, 0.5, 0.2])
+    ([0.4, 0.4, 0.2], 0.0)
+    """
+    weights, keep = [], 1.0
+    for m in reversed(momenta):
+        weights.append(m * keep)
+        keep *= 1 - m
+    return weights[::-1], keep
 
 
-def _normalise_channels_last(x: torch.Tensor, sizes: Sequence[int], momenta: Sequence[float], step: _Layer, params,
-                             running, relu: bool, out: torch.Tensor, squares: torch.Tensor,
-                             normalise: bool = True) -> torch.Tensor | None:
+def _normalise_channels_last(x: torch.Tensor, sizes: Sequence[int], step: _Layer, params, relu: bool,
+                             out: torch.Tensor, squares: torch.Tensor, known=None,
+                             normalise: bool = True) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """Training-mode BN of every batch stacked in ``x`` whose channels are its innermost dimension (oneDNN's
     layout): one view (batches, values, channels), per-batch mean, centred second moment and affine in a few
-    vectorised passes over the whole group (4-5x faster than a BN call per batch plus a concatenation).
-    Without ``normalise`` (the chain's last BN) only the statistics are folded in."""
+    vectorised passes over the whole group (4-5x faster than a BN call per batch plus a concatenation), or, with
+    the statistics ``known`` ((batches, channels) means and variances, `asymvalley.probe.recal_moments`), the
+    affine map alone. Returns (output or ``None`` without ``normalise``, means, biased variances)."""
     bn, p = step.bn_module, step.bn
     xm = x.movedim(1, -1)
     groups = xm.reshape(len(sizes), -1, xm.shape[-1])
-    mean = groups.mean(1, keepdim=True)
-    centred = torch.sub(groups, mean, out=out.view(groups.shape))
-    var = torch.mul(centred, centred, out=squares.view(groups.shape)).mean(1, keepdim=True)
-    _fold_running(running[p], mean.squeeze(1), var.squeeze(1), groups.shape[1], momenta)
+    if known is not None:
+        mean, var = (t.unsqueeze(1) for t in known)
+        source = groups
+    else:
+        mean = groups.mean(1, keepdim=True)
+        source = torch.sub(groups, mean, out=out.view(groups.shape))
+        var = torch.mul(source, source, out=squares.view(groups.shape)).mean(1, keepdim=True)
     if not normalise:
-        return None
+        return None, mean.squeeze(1), var.squeeze(1)
     scale = (var + bn.eps).rsqrt_()
     if bn.affine:
         scale.mul_(params[p + "weight"])
-        torch.addcmul(params[p + "bias"].expand_as(scale), centred, scale, out=centred)
+    if known is not None:  # (z - mean) scale + beta as one pass over z
+        shift = params[p + "bias"] - mean * scale if bn.affine else -mean * scale
+        torch.addcmul(shift, source, scale, out=out.view(groups.shape))
+    elif bn.affine:
+        torch.addcmul(params[p + "bias"].expand_as(scale), source, scale, out=source)
     else:
-        centred.mul_(scale)
+        source.mul_(scale)
     y = out.view(xm.shape).movedim(-1, 1)
-    return y.relu_() if relu else y
+    return (y.relu_() if relu else y), mean.squeeze(1), var.squeeze(1)
 
 
-def _normalise_stacked(x: torch.Tensor, sizes: Sequence[int], momenta: Sequence[float], step: _Layer, params,
-                       running, relu: bool, stacked: "StackedGroups", normalise: bool = True) -> torch.Tensor | None:
-    """Training-mode BN (``[relu]``) of every batch stacked in ``x`` on its own statistics, each folded into
-    ``running`` in order with its momentum: vectorised over the group when channels are innermost
-    (`_normalise_channels_last`), else ATen's fused ``batch_norm`` per batch and a concatenation."""
+def _normalise_per_batch(x: torch.Tensor, sizes: Sequence[int], step: _Layer, params, relu: bool,
+                         normalise: bool = True) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """`_normalise_channels_last` for other layouts: each batch's statistics by ``var_mean``, then ATen's
+    ``batch_norm`` with them, and a concatenation."""
+    bn, p = step.bn_module, step.bn
+    w, b = (params[p + "weight"], params[p + "bias"]) if bn.affine else (None, None)
+    dims = [0] + list(range(2, x.dim()))
+    outs, means, variances, at = [], [], [], 0
+    for size in sizes:
+        xb = x[at:at + size]
+        var, mean = torch.var_mean(xb, dims, correction=0)
+        means.append(mean)
+        variances.append(var)
+        if normalise:
+            outs.append(torch.batch_norm(xb, w, b, mean, var, False, 0.0, bn.eps, False))
+        at += size
+    y = None
+    if normalise:
+        y = outs[0] if len(outs) == 1 else torch.cat(outs)
+        y = y.relu_() if relu else y
+    return y, torch.stack(means), torch.stack(variances)
+
+
+def _normalise_stacked(x: torch.Tensor, sizes: Sequence[int], step: _Layer, params, relu: bool,
+                       stacked: "StackedGroups", known=None, normalise: bool = True):
+    """Training-mode BN (``[relu]``) of every batch stacked in ``x`` on its own statistics: vectorised over the
+    group when channels are innermost (`_normalise_channels_last`), else per batch (`_normalise_per_batch`).
+    Returns (output, per-batch means, per-batch biased variances)."""
     xm = x.movedim(1, -1)
     if xm.is_contiguous() and xm.numel() // (xm.shape[-1] * len(sizes)) > 1:
-        return _normalise_channels_last(x, sizes, momenta, step, params, running, relu, stacked.out_like(("out", *xm.shape), xm),
-                                        stacked.out_like(("squares", *xm.shape), xm), normalise)
-    bn, p = step.bn_module, step.bn
-    mean, var = running[p]
-    w, b = (params[p + "weight"], params[p + "bias"]) if bn.affine else (None, None)
-    outs, at = [], 0
-    for size, momentum in zip(sizes, momenta):
-        outs.append(torch.batch_norm(x[at:at + size], w, b, mean, var, True, momentum, bn.eps, False))
-        at += size
-    y = outs[0] if len(outs) == 1 else torch.cat(outs)
-    return y.relu_() if relu else y
+        return _normalise_channels_last(x, sizes, step, params, relu, stacked.out_like(("out", *xm.shape), xm),
+                                        stacked.out_like(("squares", *xm.shape), xm), known, normalise)
+    return _normalise_per_batch(x, sizes, step, params, relu, normalise)
+
+
+def _first_layer(chain: FusedChain, ops, stacked: "StackedGroups") -> tuple[int, list, FirstLayerMoments | None]:
+    """Where each point's pass starts (the first step that is not a reshape), the groups' inputs there (the
+    reshapes depend on no weight: run once per curve), and the first layer's patch moments where they give its
+    BN's statistics in closed form (`asymvalley.probe.recal_moments`). Cached on ``stacked``."""
+    if stacked.first is None or stacked.first[0] is not chain:
+        start = next(i for i, s in enumerate(chain.steps) if not isinstance(s, (_Reshape, _Flatten)))
+        inputs = []
+        for x, _, _ in stacked.groups:
+            for op, _ in ops[:start]:
+                x = op(x)
+            inputs.append(x)
+        step = chain.steps[start]
+        moments = None
+        if isinstance(step, _Layer) and step.bn is not None and patch_dim(step) <= MAX_PATCH_DIM:
+            moments = FirstLayerMoments(step, inputs, [sizes for _, sizes, _ in stacked.groups])
+        stacked.first = (chain, start, inputs, moments)
+    return stacked.first[1:]
+
+
+def _fold_statistics(collected: dict, stacked: "StackedGroups", buffers: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``buffers`` with each BN's running statistics the weighted sum of its batches' statistics (variances made
+    unbiased per batch, as ATen's update does), in float64: the result of the momentum updates in order."""
+    w = torch.tensor(stacked.weights, dtype=torch.float64)
+    out = dict(buffers)
+    for p, (means, variances, counts) in collected.items():
+        n = torch.tensor(counts, dtype=torch.float64)
+        unbiased = torch.cat(variances).double() * (n / (n - 1)).unsqueeze(1)
+        ref_mean, ref_var = buffers[p + "running_mean"], buffers[p + "running_var"]
+        out[p + "running_mean"] = (w @ torch.cat(means).double()).to(ref_mean.dtype)
+        out[p + "running_var"] = (w @ unbiased + stacked.init_weight).to(ref_var.dtype)
+        if p + "num_batches_tracked" in buffers:
+            out[p + "num_batches_tracked"] = torch.tensor(stacked.count, dtype=torch.long, device=ref_mean.device)
+    return out
 
 
 def recalibrated_chain_buffers(chain: FusedChain, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor],
                                batches: "Sequence[torch.Tensor] | StackedGroups", weighting: str = "samples") -> dict[str, torch.Tensor]:
     """``buffers`` with every BN's running statistics re-estimated at ``params`` over ``batches`` (or their
-    `StackedGroups`, built once per curve)."""
+    `StackedGroups`, built once per curve): each batch normalised on its own statistics, layer after layer."""
     ops = _recal_ops(chain, params, buffers)
-    last = max(i for i, (_, s) in enumerate(ops) if s is not None)
-    running = {}
-    for _, s in ops:
-        if s is not None:
-            ref = buffers[s.bn + "running_mean"]
-            running[s.bn] = (torch.zeros_like(ref), torch.ones_like(buffers[s.bn + "running_var"]))
     stacked = batches if isinstance(batches, StackedGroups) else StackedGroups(batches, weighting)
-    for x, sizes, momenta in stacked.groups:
-        for i, (op, step) in enumerate(ops):
+    last = max(i for i, (_, s) in enumerate(ops) if s is not None)
+    start, inputs, moments = _first_layer(chain, ops, stacked)
+    known = moments.stats(params) if moments is not None else None
+    collected: dict[str, tuple[list, list, list]] = {s.bn: ([], [], []) for _, s in ops if s is not None}
+    at = 0
+    for (_, sizes, _), x in zip(stacked.groups, inputs):
+        for i in range(start, last + 1):
+            op, step = ops[i]
             x = op(x)
             if step is None:
                 continue
-            x = _normalise_stacked(x, sizes, momenta, step, params, running, step.relu and i != last, stacked,
-                                   normalise=i != last)
-            if i == last:
-                break
-    out = dict(buffers)
-    for p, (mean, var) in running.items():
-        out[p + "running_mean"], out[p + "running_var"] = mean, var
-        if p + "num_batches_tracked" in buffers:
-            out[p + "num_batches_tracked"] = torch.tensor(stacked.count, dtype=torch.long, device=mean.device)
-    return out
+            per_sample = x.numel() // (x.shape[0] * x.shape[1])  # values per channel and sample
+            mine = (known[0][at:at + len(sizes)], known[1][at:at + len(sizes)]) if known is not None and i == start else None
+            x, mean, var = _normalise_stacked(x, sizes, step, params, step.relu and i != last, stacked, mine, i != last)
+            means, variances, counts = collected[step.bn]
+            means.append(mean)
+            variances.append(var)
+            counts += [b * per_sample for b in sizes]
+        at += len(sizes)
+    return _fold_statistics(collected, stacked, buffers)

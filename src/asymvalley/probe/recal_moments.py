@@ -1,0 +1,85 @@
+"""The first BatchNorm's batch statistics in closed form, for BN re-estimation along a curve (policy ``recalibrate``).
+
+A chain's first layer reads the data, which do not change from point to point.
+Its output at a point is ``z = W p + b`` for each input patch ``p`` (the
+``d = C_in k`` values a convolution reads at one position, or a Linear's input),
+so a re-estimation batch's per-channel mean and biased variance of ``z`` are
+
+    mean = W mu + b,        var = diag(W Sigma W^T),
+
+with ``mu`` and ``Sigma`` the batch's patch mean and centred second moment
+(over samples and positions, padding zeros included). These are computed once
+per curve in float64 (`FirstLayerMoments`), so at every point the first BN
+needs no pass over its input for statistics: its normalisation is one affine
+map and a ReLU over the layer's output, and the statistics are those of the
+exact ``z`` rather than of its float32 rounding. Used only where ``d`` is at most
+`MAX_PATCH_DIM` (``Sigma`` per batch stays small) and the layer is the chain's
+first, preceded only by reshapes.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .fused_steps import _Layer
+
+__all__ = ["MAX_PATCH_DIM", "FirstLayerMoments", "patch_dim", "patches"]
+
+#: largest patch (``C_in * prod(kernel)`` or a Linear's fan-in) whose moments are kept per batch
+MAX_PATCH_DIM = 64
+
+
+def patches(step: _Layer, x: torch.Tensor) -> torch.Tensor:
+    """The patches ``step`` reads from ``x``, as ``(N, d, positions)`` in the order of ``weight.reshape(C_out, d)``.
+
+    >>> conv = torch.nn.Conv1d(2, 3, 3, padding=1)
+    >>> x = torch.randn(4, 2, 5)
+    >>> p = patches(_Layer("conv1d", "", conv), x)
+    >>> torch.allclose(torch.einsum("cd,ndl->ncl", conv.weight.reshape(3, -1), p) + conv.bias[:, None], conv(x), atol=1e-6)
+    True
+    """
+    m = step.module
+    if step.kind == "linear":
+        return x.unsqueeze(-1)
+    if step.kind == "conv1d":
+        k, s, p = int(m.kernel_size[0]), int(m.stride[0]), int(m.padding[0])
+        return F.unfold(x.unsqueeze(2), (1, k), padding=(0, p), stride=(1, s))
+    return F.unfold(x, tuple(m.kernel_size), padding=tuple(m.padding), stride=tuple(m.stride))
+
+
+def patch_dim(step: _Layer) -> int:
+    """``d``: the number of input values one output of ``step`` reads."""
+    return int(step.module.weight[0].numel())
+
+
+class FirstLayerMoments:
+    """Per re-estimation batch, the patch mean ``mu`` (B, d) and centred second moment ``Sigma`` (B, d, d) of the
+    first layer, in float64; `stats` turns them into the first BN's batch statistics at a point."""
+
+    def __init__(self, step: _Layer, inputs: Sequence[torch.Tensor], sizes: Sequence[Sequence[int]]):
+        self.step = step
+        mus, sigmas = [], []
+        for x, group in zip(inputs, sizes):
+            at = 0
+            for b in group:
+                p = patches(step, x[at:at + b]).double()
+                at += b
+                p = p.transpose(1, 2).reshape(-1, p.shape[1])
+                mu = p.mean(0)
+                c = p - mu
+                mus.append(mu)
+                sigmas.append(c.T @ c / len(c))
+        self.mu, self.sigma = torch.stack(mus), torch.stack(sigmas)
+
+    def stats(self, params) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each batch's per-channel mean and biased variance of the layer's output at ``params``: (B, C_out) each."""
+        w = params[self.step.name + "weight"]
+        w2 = w.reshape(w.shape[0], -1).double()
+        mean = self.mu @ w2.T
+        if self.step.module.bias is not None:
+            mean = mean + params[self.step.name + "bias"].double()
+        var = torch.einsum("bde,cd,ce->bc", self.sigma, w2, w2).clamp_min_(0.0)
+        return mean.to(w.dtype), var.to(w.dtype)
