@@ -17,7 +17,7 @@
   against the SWA authors' loop (reset BN, momentum ``b / (n + b)``, eval); ``ratio_to_peak``
   counts the forward FLOPs of one re-estimation pass (train) and one eval pass (train + test)
   per point. A second line: the approximate mode `APPROX_BN` (statistics interpolated between
-  exactly re-estimated anchors, `asymvalley.probe.bn_interp`) on the same job.
+  exactly re-estimated anchors, `asymvalley.probe.bn_interp`) on the same job, and a third: `APPROX_BN_ALSO`.
 
 Timings are the best of ``repeats`` runs, engine and reference taking turns.
 """
@@ -213,12 +213,23 @@ def _job_slopes(ds, points: int, best: Callable, say: Callable) -> dict:
     return row
 
 
-#: the approximate BN mode `asymvalley.bench.probe_bench` reports next to the exact one on job B
-APPROX_BN = "recalibrate:interp=3"
+#: the approximate BN mode the job-B target applies to: two exact anchors (the ends) and one check point, i.e.
+#: 3 exact re-estimations instead of 5 for ``interp=3``; chosen after measuring both on this job (issue 13, session
+#: 2026-11-30 #6: errors 4.3e-4 and 6.3e-6, both inside the 0.5 % bound), and `APPROX_BN_ALSO` is reported beside it
+APPROX_BN = "recalibrate:interp=2"
+APPROX_BN_ALSO = "recalibrate:interp=3"
+
+
+def _say_approx(say: Callable, name: str, t: float, tr: float, err: float, check: dict | None) -> None:
+    check = check or {}
+    say(f"bn_interp: engine [{name}] {t:.2f}s vs authors' bn_update loop {tr:.2f}s -> {tr / t:.2f}x, max rel diff "
+        f"{err:.1e} (bound 0.5%; check {check.get('max_rel_error', float('nan')):.1e}"
+        f"{', fell back to exact' if check.get('fallback') else ''})")
 
 
 def _job_bn_interp(ds, points: int, best: Callable, say: Callable, peak: float) -> dict:
-    """Job B with exact re-estimation (``recalibrate``) and the approximate mode `APPROX_BN`, against the authors' loop."""
+    """Job B with exact re-estimation (``recalibrate``) and the approximate modes `APPROX_BN` and `APPROX_BN_ALSO`,
+    against the authors' loop."""
     from .. import models, probe
     from .probe_bench import forward_flops_per_sample
 
@@ -232,20 +243,20 @@ def _job_bn_interp(ds, points: int, best: Callable, say: Callable, peak: float) 
     data, alphas = _splits(ds), probe.linspace(0, 1, points)
     timed = best({"engine": lambda: probe.curve(start, data, u, alphas, bn="recalibrate"),
                   "approx": lambda: probe.curve(start, data, u, alphas, bn=APPROX_BN),
+                  "approx_also": lambda: probe.curve(start, data, u, alphas, bn=APPROX_BN_ALSO),
                   "reference": lambda: authors_bn_loop(start, data, u.tensors, alphas)})
-    (te, res), (ta, app), (tr, ref) = timed["engine"], timed["approx"], timed["reference"]
+    (te, res), (ta, app), (tb, also), (tr, ref) = (timed[k] for k in ("engine", "approx", "approx_also", "reference"))
     n_recal, n_eval = len(data["train"][0]), sum(len(x) for x, _ in data.values())
     flops = forward_flops_per_sample(start, data["train"][0][:1]) * (n_recal + n_eval) * points
     row = {"job": "bn_interp", "points": points, "engine_s": te, "reference_s": tr, "speedup": tr / te, "kernels": res["kernels"],
            "reference": "authors' bn_update loop", "max_rel_diff": _rel(_rows(res), ref), "ratio_to_peak": flops / te / 1e9 / peak,
            "approx_bn": APPROX_BN, "approx_s": ta, "approx_speedup": tr / ta, "approx_max_rel_diff": _rel(_rows(app), ref),
-           "approx_check": app.get("bn_check")}
+           "approx_check": app.get("bn_check"), "approx_also_bn": APPROX_BN_ALSO, "approx_also_s": tb,
+           "approx_also_speedup": tr / tb, "approx_also_max_rel_diff": _rel(_rows(also), ref)}
     say(f"bn_interp: engine [{row['kernels']}, recalibrate] {te:.2f}s vs authors' bn_update loop {tr:.2f}s -> {tr / te:.2f}x, "
         f"max rel diff {row['max_rel_diff']:.1e}, {row['ratio_to_peak']:.2f} of the matmul peak (re-estimation + eval FLOPs)")
-    check = row["approx_check"] or {}
-    say(f"bn_interp: engine [{APPROX_BN}] {ta:.2f}s vs authors' bn_update loop {tr:.2f}s -> {tr / ta:.2f}x, max rel diff "
-        f"{row['approx_max_rel_diff']:.1e} (bound 0.5%; check {check.get('max_rel_error', float('nan')):.1e}"
-        f"{', fell back to exact' if check.get('fallback') else ''})")
+    _say_approx(say, APPROX_BN, ta, tr, row["approx_max_rel_diff"], row["approx_check"])
+    _say_approx(say, APPROX_BN_ALSO + ", reported", tb, tr, row["approx_also_max_rel_diff"], also.get("bn_check"))
     return row
 
 

@@ -69,11 +69,12 @@ def _dual_view(f: Callable[[torch.Tensor], torch.Tensor]) -> DualOp:
     return op
 
 
-def _dual_layer_op(step: _Layer, params, buffers, tangents, lay: str, cols=None) -> DualOp:
+def _dual_layer_op(step: _Layer, params, buffers, tangents, lay: str, cols=None, columns=None) -> DualOp:
+    """A layer's (output, tangent); ``columns``: the chain's im2col cache (`asymvalley.probe.fused_ops.ColumnCache`)."""
     (w, b), (dw, db) = _fold_dual(step, params, buffers, tangents)
     w, dw = orient(w, cols), orient(dw, cols)
-    return _dual_layer(_layer_op(step, w, b, step.relu, lay), _layer_op(step, dw, db, False, lay),
-                       _layer_op(step, w, None, False, lay), _layer_add_op(step, w, None, False, lay), step.relu)
+    return _dual_layer(_layer_op(step, w, b, step.relu, lay, columns), _layer_op(step, dw, db, False, lay, columns),
+                       _layer_op(step, w, None, False, lay, columns), _layer_add_op(step, w, None, False, lay), step.relu)
 
 
 def _dual_residual(res: _Residual, params, buffers, tangents) -> DualOp:
@@ -116,7 +117,7 @@ def bind_dual(chain: FusedChain, params: Mapping[str, torch.Tensor], buffers: Ma
         elif isinstance(step, _Residual):
             ops.append(_dual_residual(step, params, buffers, tangents))
         else:
-            ops.append(_dual_layer_op(step, params, buffers, tangents, lay, cols))
+            ops.append(_dual_layer_op(step, params, buffers, tangents, lay, cols, chain.columns))
 
     def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         dx = None
