@@ -48,15 +48,15 @@ def _fold_dual(step: _Layer, params: Mapping[str, torch.Tensor], buffers: Mappin
 def _dual_layer(fwd: Callable, tan_w: Callable, tan_x: Callable, tan_x_add: Callable | None, relu: bool) -> DualOp:
     """The layer's (output, tangent): three products, the tangent's sum fused into the second product
     (``tan_x_add``, oneDNN's binary post-op) and the ReLU's mask applied in one pass (``threshold_backward``)."""
-    mask = torch.ops.aten.threshold_backward
+    mask = torch.ops.aten.threshold_backward.grad_input
 
     def op(x: torch.Tensor, dx: torch.Tensor | None):
         y = fwd(x)
         t = tan_w(x)
         if dx is not None:
             t = tan_x_add(dx, t) if tan_x_add is not None else t.add_(tan_x(dx))
-        if relu:
-            t = mask(t, y, 0)
+        if relu:  # in place: t is this layer's own product (a new 5 MB tensor per batch costs page faults)
+            t = mask(t, y, 0, grad_input=t)
         return y, t
 
     return op
@@ -87,7 +87,7 @@ def _dual_residual(res: _Residual, params, buffers, tangents) -> DualOp:
     (w, b), (dw, db) = _fold_dual(last, params, buffers, tangents)
     fwd, tan_w = _layer_add_op(last, w, b, res.relu, "cl"), _layer_add_op(last, dw, db, False, "cl")
     tan_x = _layer_add_op(last, w, None, False, "cl")
-    mask, cl = torch.ops.aten.threshold_backward, torch.channels_last
+    mask, cl = torch.ops.aten.threshold_backward.grad_input, torch.channels_last
 
     def op(x: torch.Tensor, dx: torch.Tensor | None):
         s, ds = x, dx
@@ -102,7 +102,7 @@ def _dual_residual(res: _Residual, params, buffers, tangents) -> DualOp:
         t = tan_w(h, ds)
         if dh is not None:
             t = tan_x(dh, t)
-        return y, (mask(t, y, 0) if res.relu else t)
+        return y, (mask(t, y, 0, grad_input=t) if res.relu else t)
 
     return op
 
