@@ -62,17 +62,14 @@ class FirstLayerMoments:
     def __init__(self, step: _Layer, inputs: Sequence[torch.Tensor], sizes: Sequence[Sequence[int]]):
         self.step = step
         mus, sigmas = [], []
-        for x, group in zip(inputs, sizes):
-            at = 0
-            for b in group:
-                p = patches(step, x[at:at + b]).double()
-                at += b
-                p = p.transpose(1, 2).reshape(-1, p.shape[1])
-                mu = p.mean(0)
-                c = p - mu
-                mus.append(mu)
-                sigmas.append(c.T @ c / len(c))
-        self.mu, self.sigma = torch.stack(mus), torch.stack(sigmas)
+        for x, group in zip(inputs, sizes):  # the batches of a group have one size: one view (batches, values, d)
+            p = patches(step, x).double()
+            p = p.transpose(1, 2).reshape(len(group), -1, p.shape[1])
+            mu = p.mean(1, keepdim=True)
+            c = p - mu
+            mus.append(mu.squeeze(1))
+            sigmas.append(torch.bmm(c.transpose(1, 2), c) / c.shape[1])
+        self.mu, self.sigma = torch.cat(mus), torch.cat(sigmas)
 
     def stats(self, params) -> tuple[torch.Tensor, torch.Tensor]:
         """Each batch's per-channel mean and biased variance of the layer's output at ``params``: (B, C_out) each."""
