@@ -472,3 +472,31 @@ def test_a_residual_sum_that_is_not_a_block_keeps_the_generic_path():
             return self.a(x) + self.b(x)
 
     assert compile_chain(TwoHeads(), (6,)) is None
+
+
+@pytest.mark.parametrize("layer, bn", [
+    (nn.Conv1d(3, 4, 3, bias=False), nn.BatchNorm1d(4)),
+    (nn.Linear(5, 4), nn.BatchNorm1d(4, affine=False)),
+    (nn.Linear(5, 4, bias=False), nn.BatchNorm1d(4, affine=False)),
+    (nn.Linear(5, 4), None),
+])
+def test_the_folded_layers_tangent_in_closed_form_equals_torch_func_jvp(layer, bn):
+    """``dW'``, ``db'`` of the BN-folded weights (running statistics fixed) = forward-mode AD of the folding."""
+    from asymvalley.probe.fused_dual import _fold_dual
+    from asymvalley.probe.fused_layers import _fold
+    from asymvalley.probe.fused_steps import _Layer
+
+    g = torch.Generator().manual_seed(0)
+    step = _Layer("conv1d" if isinstance(layer, nn.Conv1d) else "linear", "l.", layer, "bn." if bn else None, bn)
+    params = {"l." + n: p.detach() for n, p in layer.named_parameters()}
+    buffers = {}
+    if bn is not None:
+        params.update({"bn." + n: torch.randn(p.shape, generator=g) for n, p in bn.named_parameters()})
+        buffers = {"bn.running_mean": torch.randn(4, generator=g), "bn.running_var": torch.rand(4, generator=g) + 0.1}
+    tangents = {n: torch.randn(t.shape, generator=g) for n, t in params.items()}
+    primal, tangent = _fold_dual(step, params, buffers, tangents)
+    ref_primal, ref_tangent = torch.func.jvp(lambda p: _fold(step, p, buffers), (params,), (tangents,))
+    for got, ref in zip(primal + tangent, ref_primal + ref_tangent):
+        assert (got is None) == (ref is None)
+        if ref is not None:
+            assert torch.allclose(got, ref, rtol=1e-6, atol=1e-7)

@@ -20,7 +20,6 @@ from __future__ import annotations
 from typing import Callable, Mapping
 
 import torch
-from torch.func import jvp
 
 from .fused import FusedChain
 from .fused_layers import _fold, _layer_add_op, _layer_op, flatten_op, orient
@@ -33,16 +32,25 @@ DualOp = Callable[[torch.Tensor, "torch.Tensor | None"], "tuple[torch.Tensor, to
 
 def _fold_dual(step: _Layer, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor],
                tangents: Mapping[str, torch.Tensor]):
-    """((W', b'), (dW', db')) of a layer at the point; ``b'`` and ``db'`` are ``None`` without bias or BN."""
-    names = [n for n in (step.name + "weight", step.name + "bias") + ((step.bn + "weight", step.bn + "bias") if step.bn else ())
-             if n in params]
-    primal = {n: params[n] for n in names}
-    tangent = {n: tangents[n] for n in names}
-    if step.module.bias is None and step.bn is None:
-        w, dw = jvp(lambda p: _fold(step, p, buffers)[0], (primal,), (tangent,))
-        return (w, None), (dw, None)
-    (w, b), (dw, db) = jvp(lambda p: _fold(step, p, buffers), (primal,), (tangent,))
-    return (w, b), (dw, db)
+    """((W', b'), (dW', db')) of a layer at the point, the tangent in closed form (running statistics fixed):
+    with ``s = gamma / sqrt(var + eps)``, ``ds = dgamma / sqrt(var + eps)``, ``W' = W s``, ``b' = beta + (b - mean) s``:
+    ``dW' = dW s + W ds``, ``db' = dbeta + db s + (b - mean) ds``. ``b'`` and ``db'`` are ``None`` without bias or BN."""
+    folded = _fold(step, params, buffers)
+    w, dw = params[step.name + "weight"], tangents[step.name + "weight"]
+    b, db = (params[step.name + "bias"], tangents[step.name + "bias"]) if step.module.bias is not None else (None, None)
+    if step.bn is None:
+        return folded, (dw, db)
+    bn, p = step.bn_module, step.bn
+    inv = torch.rsqrt(buffers[p + "running_var"] + bn.eps)
+    scale, dscale = (params[p + "weight"] * inv, tangents[p + "weight"] * inv) if bn.affine else (inv, None)
+    view = (-1,) + (1,) * (w.dim() - 1)
+    if dscale is None:  # no affine BN: the folding is linear in (W, b)
+        return folded, (dw * scale.view(view), db * scale if db is not None else torch.zeros_like(scale))
+    centred = -buffers[p + "running_mean"] if b is None else b - buffers[p + "running_mean"]
+    dshift = torch.addcmul(tangents[p + "bias"], centred, dscale)
+    if db is not None:
+        dshift = dshift.addcmul_(db, scale)
+    return folded, (torch.addcmul(w * dscale.view(view), dw, scale.view(view)), dshift)
 
 
 def _dual_layer(fwd: Callable, tan_w: Callable, tan_x: Callable, tan_x_add: Callable | None, relu: bool) -> DualOp:
