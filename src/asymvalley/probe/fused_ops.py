@@ -98,6 +98,10 @@ def conv_add_op(w4: torch.Tensor, b, padding, stride, relu: bool, to_cl: bool, u
 COLUMN_CACHE_BYTES = 64 << 20
 
 
+def _bytes(t: torch.Tensor) -> int:
+    return t.numel() * t.element_size()
+
+
 class ColumnCache:
     """The im2col columns of the inputs a first convolution sees again at every weight point (the data's
     batches), kept for one compiled chain up to ``budget`` bytes: building them (pad, unfold, copy) costs about as
@@ -106,8 +110,8 @@ class ColumnCache:
 
     >>> cache, x = ColumnCache(), torch.arange(6.).reshape(1, 1, 6)
     >>> a = cache.get(x, (3, 1, 1), lambda: torch.zeros(1))
-    >>> cache.get(x, (3, 1, 1), lambda: torch.ones(1)) is a, cache.used
-    (True, 4)
+    >>> cache.get(x, (3, 1, 1), lambda: torch.ones(1)) is a, cache.used  # 4 bytes of columns, 24 of input
+    (True, 28)
     """
 
     def __init__(self, budget: int | None = None):
@@ -122,9 +126,9 @@ class ColumnCache:
         if hit is not None and hit[1] == x._version:
             return hit[2]
         cols = build()
-        size = cols.numel() * cols.element_size()
+        size = _bytes(cols) + _bytes(x)  # the input is held too (a temporary input would otherwise be kept unseen)
         if hit is not None:
-            self.used -= hit[2].numel() * hit[2].element_size()
+            self.used -= _bytes(hit[2]) + _bytes(hit[0])
             del self._entries[key]
         if self.used + size <= self.budget and not x.requires_grad:
             self._entries[key] = (x, x._version, cols)
