@@ -265,6 +265,12 @@ def _mlp():
     return models.create("mlp", **KW)
 
 
+def _bn_mlp():
+    """Linear -> BN1d on (N, C): one value per channel in a batch of one sample."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.BatchNorm1d(8), torch.nn.ReLU(), torch.nn.Linear(8, 4)).eval()
+
+
 def _u(model=None, fill=None):
     u = av.probe.make_direction("gaussian", model or _mlp(), seed=0)
     if fill is not None:
@@ -320,6 +326,16 @@ API_CASES = [
      "model must be a torch.nn.Module, not str"),
     ("curve-unknown-split", lambda ws: av.probe.curve(_mlp(), {"train": _xy()}, _u(), A3, splits=("val",)),
      "unknown split 'val'; known splits: train"),
+    ("curve-bn-batch-of-one-fused", lambda ws: av.probe.curve(_bn_mlp(), {"train": _xy(129), "test": _xy()}, _u(_bn_mlp()), A3,
+                                                              bn="recalibrate"),
+     "BN re-estimation: a training batch gives BatchNorm '1' one value per channel, so its batch variance is undefined "
+     "(PyTorch refuses it in training mode); choose bn_batch_size so that no batch has a single sample, or use "
+     "recalibrate:N with another N"),
+    ("curve-bn-batch-of-one-generic", lambda ws: av.probe.curve(_bn_mlp(), {"train": _xy(129), "test": _xy()}, _u(_bn_mlp()), A3,
+                                                                bn="recalibrate", fast=False),
+     "BN re-estimation: a training batch gives a BatchNorm layer one value per channel, so its batch variance is undefined "
+     "(PyTorch refuses it in training mode); choose bn_batch_size so that no batch has a single sample, or use "
+     "recalibrate:N with another N"),
     ("plane-one-direction", lambda ws: av.probe.plane(_mlp(), {"train": _xy()}, [_u()], A3, A3),
      "a plane needs exactly 2 directions as a list [u, v], got 1"),
     ("plane-bn-interp", lambda ws: av.probe.plane(_mlp(), {"train": _xy()}, [_u(), _u()], A3, A3, bn="recalibrate:interp=3"),

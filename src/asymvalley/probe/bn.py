@@ -48,7 +48,7 @@ from torch.func import functional_call
 from ..errors import UsageError
 
 __all__ = ["BNPolicy", "parse_bn", "bn_modules", "recalibration_subset", "recalibrated_buffers", "running_average_passes",
-           "RunningAverage"]
+           "one_value_per_channel", "RunningAverage"]
 
 _BN = nn.modules.batchnorm._BatchNorm
 
@@ -176,6 +176,14 @@ def running_average_passes(model: nn.Module, plan, run, weighting: str = "sample
         run(item)
 
 
+def one_value_per_channel(layer: str | None = None) -> UsageError:
+    """The error for a re-estimation batch that gives a BN layer one value per channel (no batch variance)."""
+    where = f"BatchNorm {layer!r}" if layer else "a BatchNorm layer"
+    return UsageError(f"BN re-estimation: a training batch gives {where} one value per channel, so its batch variance "
+                      "is undefined (PyTorch refuses it in training mode); choose bn_batch_size so that no batch has a "
+                      "single sample, or use recalibrate:N with another N")
+
+
 def recalibrated_buffers(wrapper: nn.Module, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor],
                          plan: list, prefix: str = "model.", weighting: str = "samples") -> dict[str, torch.Tensor]:
     """Buffers with every BN's running statistics recomputed at ``params`` (``weighting`` as in `BNPolicy`).
@@ -200,6 +208,10 @@ def recalibrated_buffers(wrapper: nn.Module, params: Mapping[str, torch.Tensor],
         m.train()
     try:
         functional_call(wrapper, (dict(params), new), (plan,), {"recalibrate": True, "weighting": weighting}, strict=False)
+    except ValueError as err:
+        if "more than 1 value per channel" in str(err):
+            raise one_value_per_channel() from err
+        raise
     finally:
         for m in bns.values():
             m.eval()

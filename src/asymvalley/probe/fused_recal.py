@@ -24,7 +24,7 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 
-from .bn import RunningAverage
+from .bn import RunningAverage, one_value_per_channel
 from .fused import FusedChain
 from .fused_layers import _fold, _layer_op, flatten_op, orient
 from .fused_steps import _Flatten, _Layer, _Reshape
@@ -211,6 +211,8 @@ def _fold_statistics(collected: dict, stacked: "StackedGroups", buffers: Mapping
     w = torch.tensor(stacked.weights, dtype=torch.float64)
     out = dict(buffers)
     for p, (means, variances, counts) in collected.items():
+        if min(counts) < 2:
+            raise one_value_per_channel(p.rstrip("."))
         n = torch.tensor(counts, dtype=torch.float64)
         unbiased = torch.cat(variances).double() * (n / (n - 1)).unsqueeze(1)
         ref_mean, ref_var = buffers[p + "running_mean"], buffers[p + "running_var"]
