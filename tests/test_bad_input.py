@@ -265,6 +265,12 @@ def _mlp():
     return models.create("mlp", **KW)
 
 
+def _nan_xy():
+    x, y = _xy()
+    x[3, 0], x[5, 2] = math.nan, math.inf
+    return x, y
+
+
 def _bn_mlp():
     """Linear -> BN1d on (N, C): one value per channel in a batch of one sample."""
     torch.manual_seed(0)
@@ -336,6 +342,8 @@ API_CASES = [
      "BN re-estimation: a training batch gives a BatchNorm layer one value per channel, so its batch variance is undefined "
      "(PyTorch refuses it in training mode); choose bn_batch_size so that no batch has a single sample, or use "
      "recalibrate:N with another N"),
+    ("curve-nan-input", lambda ws: av.probe.curve(_mlp(), {"train": _nan_xy()}, _u(), A3, splits=("train",)),
+     "split 'train' has non-finite inputs (2 samples, the first at index 3); remove or repair those samples"),
     ("plane-one-direction", lambda ws: av.probe.plane(_mlp(), {"train": _xy()}, [_u()], A3, A3),
      "a plane needs exactly 2 directions as a list [u, v], got 1"),
     ("plane-bn-interp", lambda ws: av.probe.plane(_mlp(), {"train": _xy()}, [_u(), _u()], A3, A3, bn="recalibrate:interp=3"),

@@ -14,7 +14,7 @@ from ..errors import UsageError
 from .batches import DEFAULT_MEMORY_BUDGET, BatchFn, batches_of, check_batch_stats
 from .space import preserve_module_state
 
-__all__ = ["SplitData", "TensorBatches", "resolve_data", "check_model_runs", "channels_last"]
+__all__ = ["SplitData", "TensorBatches", "resolve_data", "check_finite_inputs", "check_model_runs", "channels_last"]
 
 
 @dataclass
@@ -101,6 +101,19 @@ def resolve_data(data: Any, splits: Sequence[str], device: torch.device,
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+def check_finite_inputs(splits: Sequence[SplitData]) -> None:
+    """Resident floating-point inputs must be finite: a NaN or inf input leaves every loss undefined, and a fused
+    ReLU (which maps NaN to 0) would otherwise turn it into a finite, wrong one."""
+    for sd in splits:
+        x = sd.x
+        if sd.source is not None or not torch.is_tensor(x) or not x.is_floating_point() or not x.numel():
+            continue
+        bad = ~torch.isfinite(x.reshape(len(x), -1)).all(1)
+        if bool(bad.any()):
+            raise UsageError(f"split {sd.name!r} has non-finite inputs ({int(bad.sum())} samples, the first at index "
+                             f"{int(bad.nonzero()[0])}); remove or repair those samples")
 
 
 def check_model_runs(model: nn.Module, sd: SplitData, device: torch.device, batch_fn: BatchFn | None = None,

@@ -21,7 +21,7 @@ from ..errors import UsageError
 from .batches import DEFAULT_MEMORY_BUDGET, BatchFn, BatchPlan, default_batch_fn
 from .bn import BNPolicy, bn_modules, parse_bn, recalibration_subset
 from .directions import Direction
-from .inputs import SplitData, channels_last, check_model_runs, resolve_data
+from .inputs import SplitData, channels_last, check_finite_inputs, check_model_runs, resolve_data
 from .space import ParamSpace
 
 __all__ = ["ProbeRequest", "check_device", "check_autocast", "check_batch_size", "default_batch_size"]
@@ -143,6 +143,7 @@ class ProbeRequest:
                              f"{len(directions)} directions; use --bn recalibrate (exact at every point)")
         amp = check_autocast(autocast, dev)
         split_data = resolve_data(data, splits, dev, budget, keep_batches=batch_fn is not None)
+        check_finite_inputs(split_data)
         if dev.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
             split_data = [SplitData(sd.name, sd.x, sd.y, channels_last(sd.prepare), sd.source) for sd in split_data]
         plain = batch_fn is None and all(sd.source is None for sd in split_data) and check_model_runs(model, split_data[0], dev)
