@@ -8,14 +8,18 @@ statistics (mean, centred second moment: two-pass, no cancellation) in a few
 vectorised passes over a (batches, values, channels) view when channels are
 innermost, which oneDNN's layout gives (4-5x faster than one ATen
 ``batch_norm`` call per batch and a concatenation, which remain the path for
-other layouts), written into a buffer reused from point to point. The batch
-statistics are folded into the running statistics with momentum ``b / (n + b)``
-for a batch of ``b`` after ``n`` samples (the SWA authors' ``bn_update``,
-weights by samples) or ``1 / (k + 1)`` for the ``k``-th batch
+other layouts), written into a buffer reused from point to point. The first
+BN's statistics come in closed form from the data's patch moments where that
+layer allows (`asymvalley.probe.recal_moments`: one affine pass instead). The
+running statistics are what the momentum updates ``r <- (1 - m) r + m s`` leave,
+computed as one weighted sum in float64 (`_batch_weights`): momentum
+``b / (n + b)`` for a batch of ``b`` after ``n`` samples (the SWA authors'
+``bn_update``, weights by samples) or ``1 / (k + 1)`` for the ``k``-th batch
 (``update_bn``'s cumulative average, weights by batches), as
 `asymvalley.probe.bn.BNPolicy` says (`asymvalley.probe.bn.RunningAverage`),
 with ATen's unbiased variance: the arithmetic of the authors' loop (tests:
-1e-6). The pass stops after the last BN layer.
+1e-6). The pass stops after the last BN layer; a batch that leaves a BN one
+value per channel is refused (no variance).
 """
 
 from __future__ import annotations
@@ -72,14 +76,15 @@ def batch_groups(sizes: Sequence[int], cap: int | None = None) -> list[list[int]
 
 
 class StackedGroups:
-    """Re-estimation batches stacked once per curve (`batch_groups`), with each batch's momentum, and the
-    output buffers training-mode BN writes into, reused from point to point (no concatenation, no reallocation).
+    """Re-estimation batches stacked once per curve (`batch_groups`), each batch's weight in the running
+    statistics (`_batch_weights` of the momenta the weighting gives), and the output buffers training-mode BN
+    writes into, reused from point to point (no concatenation, no reallocation).
 
     >>> g = StackedGroups([torch.zeros(4, 3)] * 3 + [torch.zeros(2, 3)], "samples", cap=8)
-    >>> [(tuple(x.shape), sizes) for x, sizes, _ in g.groups]
+    >>> [(tuple(x.shape), sizes) for x, sizes in g.groups]
     [((8, 3), [4, 4]), ((4, 3), [4]), ((2, 3), [2])]
-    >>> [round(m, 3) for _, _, ms in g.groups for m in ms]
-    [1.0, 0.5, 0.333, 0.143]
+    >>> [round(w, 3) for w in g.weights]  # by samples: 4/14, 4/14, 4/14, 2/14
+    [0.286, 0.286, 0.286, 0.143]
     """
 
     def __init__(self, batches: Sequence[torch.Tensor], weighting: str = "samples", cap: int | None = None):
@@ -89,7 +94,7 @@ class StackedGroups:
         self.groups = []
         for group in batch_groups([len(x) for x in batches], cap):
             x = batches[group[0]] if len(group) == 1 else torch.cat([batches[j] for j in group])
-            self.groups.append((x, [len(batches[j]) for j in group], [momenta[j] for j in group]))
+            self.groups.append((x, [len(batches[j]) for j in group]))
         self.weights, self.init_weight = _batch_weights(momenta)
         self.first: tuple | None = None  # (chain, start, inputs, moments): `_first_layer`'s cache
         self._out: dict[tuple, torch.Tensor] = {}
@@ -193,14 +198,14 @@ def _first_layer(chain: FusedChain, ops, stacked: "StackedGroups") -> tuple[int,
     if stacked.first is None or stacked.first[0] is not chain:
         start = next(i for i, s in enumerate(chain.steps) if not isinstance(s, (_Reshape, _Flatten)))
         inputs = []
-        for x, _, _ in stacked.groups:
+        for x, _ in stacked.groups:
             for op, _ in ops[:start]:
                 x = op(x)
             inputs.append(x)
         step = chain.steps[start]
         moments = None
         if isinstance(step, _Layer) and step.bn is not None and patch_dim(step) <= MAX_PATCH_DIM:
-            moments = FirstLayerMoments(step, inputs, [sizes for _, sizes, _ in stacked.groups])
+            moments = FirstLayerMoments(step, inputs, [sizes for _, sizes in stacked.groups])
         stacked.first = (chain, start, inputs, moments)
     return stacked.first[1:]
 
@@ -234,7 +239,7 @@ def recalibrated_chain_buffers(chain: FusedChain, params: Mapping[str, torch.Ten
     known = moments.stats(params) if moments is not None else None
     collected: dict[str, tuple[list, list, list]] = {s.bn: ([], [], []) for _, s in ops if s is not None}
     at = 0
-    for (_, sizes, _), x in zip(stacked.groups, inputs):
+    for (_, sizes), x in zip(stacked.groups, inputs):
         for i in range(start, last + 1):
             op, step = ops[i]
             x = op(x)
