@@ -6,7 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-__all__ = ["fused_ops_available", "few_threads", "linear_op", "conv_op", "im2col_conv1d_op", "ColumnCache", "COLUMN_CACHE_BYTES", "linear_add_op", "conv_add_op"]
+__all__ = ["fused_ops_available", "few_threads", "linear_op", "conv_op", "im2col_conv1d_op", "ColumnCache",
+           "COLUMN_CACHE_BYTES", "linear_add_op", "conv_add_op"]
 
 
 def fused_ops_available() -> bool:
