@@ -26,7 +26,7 @@ from asymvalley.errors import UsageError
 from asymvalley.probe.bn import parse_bn
 from asymvalley.probe.bn_interp import SAFETY, TOLERANCE
 from asymvalley.probe.fused import compile_chain
-from asymvalley.probe import fused_recal
+from asymvalley.probe import fused_recal, recal_moments
 from asymvalley.probe.fused_recal import recalibrated_chain_buffers
 from asymvalley.probe.fused_steps import _Layer
 from asymvalley.probe.recal_moments import FirstLayerMoments
@@ -92,18 +92,49 @@ def _mlp_bn(ds) -> nn.Module:
     return m.eval()
 
 
-@pytest.mark.parametrize("moments", [True, False], ids=["first-bn-from-moments", "first-bn-from-its-input"])
-@pytest.mark.parametrize("build", [_bn_model, _mlp_bn])
+class _Conv2dBN(nn.Module):
+    """A user's 2-D CNN on 1-D rows (its ``forward`` reshapes): Conv2d -> BN2d -> ReLU twice, Linear head."""
+
+    def __init__(self, classes: int):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                  nn.Conv2d(8, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU())
+        self.head = nn.Linear(8 * 2 * 2, classes)
+
+    def forward(self, x):
+        return self.head(self.body(x.reshape(-1, 1, 4, 4)).flatten(1))
+
+
+def _conv2d_bn(ds) -> nn.Module:
+    torch.manual_seed(2)
+    m = _Conv2dBN(ds.num_classes).train()
+    with torch.no_grad():
+        m(ds.prepare(ds.train_x) * 1.3 + 0.2)
+    return m.eval()
+
+
+@pytest.mark.parametrize("first", ["patches", "moments", "input"],
+                         ids=["first-bn-output-from-patches", "first-bn-stats-from-moments", "first-bn-from-its-input"])
+@pytest.mark.parametrize("build", [_bn_model, _mlp_bn, _conv2d_bn])
 @pytest.mark.parametrize("weighting", ["samples", "batches"])
-def test_fused_running_statistics_are_the_authors_arithmetic(ds, weighting, build, moments, monkeypatch):
-    if not moments:
+def test_fused_running_statistics_are_the_authors_arithmetic(ds, weighting, build, first, monkeypatch):
+    """Every way the re-estimation pass runs its first BN layer (normalised output as one product of the kept
+    patches; statistics from the moments, then an affine pass; statistics from the layer's output) gives the
+    running statistics of the authors' loop, for 1-D and 2-D convolutions and a Linear first layer."""
+    if first == "input":
         monkeypatch.setattr(fused_recal, "MAX_PATCH_DIM", 0)
+    if first == "moments":
+        monkeypatch.setattr(recal_moments, "MAX_COLUMN_BYTES", 0)
     m = build(ds)
     tx = ds.prepare(ds.train_x)
     batches = [tx[i:i + BS] for i in range(0, len(tx), BS)]
     chain = compile_chain(m, tuple(tx.shape[1:]))
+    stacked = fused_recal.StackedGroups(batches, weighting)
     got = recalibrated_chain_buffers(chain, {n: p.detach() for n, p in m.named_parameters()}, dict(m.named_buffers()),
-                                     batches, weighting)
+                                     stacked)
+    _, _, _, moments, spatial = stacked.first
+    assert (moments is not None, spatial is not None) == {"patches": (True, True), "moments": (True, False),
+                                                          "input": (False, False)}[first]
     ref = dict(authors_bn_update(copy.deepcopy(m), batches, weighting).named_buffers())
     for name, t in ref.items():
         if name.endswith(("running_mean", "running_var")):

@@ -10,7 +10,8 @@ innermost, which oneDNN's layout gives (4-5x faster than one ATen
 ``batch_norm`` call per batch and a concatenation, which remain the path for
 other layouts), written into a buffer reused from point to point. The first
 BN's statistics come in closed form from the data's patch moments where that
-layer allows (`asymvalley.probe.recal_moments`: one affine pass instead). The
+layer allows (`asymvalley.probe.recal_moments`), and its normalised output as
+one batched product of the kept patches with each batch's folded weights. The
 running statistics are what the momentum updates ``r <- (1 - m) r + m s`` leave,
 computed as one weighted sum in float64 (`_batch_weights`): momentum
 ``b / (n + b)`` for a batch of ``b`` after ``n`` samples (the SWA authors'
@@ -77,8 +78,8 @@ def batch_groups(sizes: Sequence[int], cap: int | None = None) -> list[list[int]
 
 class StackedGroups:
     """Re-estimation batches stacked once per curve (`batch_groups`), each batch's weight in the running
-    statistics (`_batch_weights` of the momenta the weighting gives), and the output buffers training-mode BN
-    writes into, reused from point to point (no concatenation, no reallocation).
+    statistics (`_batch_weights` of the momenta the weighting gives), and the scratch and output buffers
+    training-mode BN uses, reused from point to point (no concatenation, no reallocation).
 
     >>> g = StackedGroups([torch.zeros(4, 3)] * 3 + [torch.zeros(2, 3)], "samples", cap=8)
     >>> [(tuple(x.shape), sizes) for x, sizes in g.groups]
@@ -99,12 +100,13 @@ class StackedGroups:
         self.first: tuple | None = None  # (chain, start, inputs, moments): `_first_layer`'s cache
         self._out: dict[tuple, torch.Tensor] = {}
 
-    def out_like(self, key: tuple, x: torch.Tensor) -> torch.Tensor:
-        """A reusable contiguous buffer shaped like ``x`` under ``key`` (a BN's output is read by the next layer
-        only, so one buffer per shape serves every layer and group)."""
+    def out_like(self, key: tuple, x: torch.Tensor, shape: Sequence[int] | None = None) -> torch.Tensor:
+        """A reusable contiguous buffer under ``key``, shaped like ``x`` (or ``shape``) with its dtype and device: it
+        is read by the next layer only, so one buffer per shape serves every layer and group."""
+        shape = torch.Size(x.shape if shape is None else shape)
         buf = self._out.get(key)
-        if buf is None or buf.shape != x.shape or buf.dtype != x.dtype or buf.device != x.device:
-            buf = self._out[key] = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+        if buf is None or buf.shape != shape or buf.dtype != x.dtype or buf.device != x.device:
+            buf = self._out[key] = torch.empty(shape, dtype=x.dtype, device=x.device)
         return buf
 
 
@@ -123,37 +125,32 @@ def _batch_weights(momenta: Sequence[float]) -> tuple[list[float], float]:
 
 
 def _normalise_channels_last(x: torch.Tensor, sizes: Sequence[int], step: _Layer, params, relu: bool,
-                             out: torch.Tensor, squares: torch.Tensor, known=None,
+                             scratch: torch.Tensor, known=None,
                              normalise: bool = True) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
     """Training-mode BN of every batch stacked in ``x`` whose channels are its innermost dimension (oneDNN's
-    layout): one view (batches, values, channels), per-batch mean, centred second moment and affine in a few
-    vectorised passes over the whole group (4-5x faster than a BN call per batch plus a concatenation), or, with
-    the statistics ``known`` ((batches, channels) means and variances, `asymvalley.probe.recal_moments`), the
-    affine map alone. Returns (output or ``None`` without ``normalise``, means, biased variances)."""
+    layout): one view (batches, values, channels), per-batch mean and centred second moment (two passes, the
+    centred squares formed in ``scratch``: no cancellation) and the affine map ``x s + (beta - mean s)`` written
+    over ``x`` (a fresh output of the layer the pass owns), each a vectorised pass over the whole group (4-5x
+    faster than a BN call per batch plus a concatenation). With the statistics ``known`` ((batches, channels)
+    means and variances, `asymvalley.probe.recal_moments`) only the affine map runs. Returns (output or ``None``
+    without ``normalise``, means, biased variances)."""
     bn, p = step.bn_module, step.bn
     xm = x.movedim(1, -1)
     groups = xm.reshape(len(sizes), -1, xm.shape[-1])
     if known is not None:
         mean, var = (t.unsqueeze(1) for t in known)
-        source = groups
     else:
         mean = groups.mean(1, keepdim=True)
-        source = torch.sub(groups, mean, out=out.view(groups.shape))
-        var = torch.mul(source, source, out=squares.view(groups.shape)).mean(1, keepdim=True)
+        centred = torch.sub(groups, mean, out=scratch.view(groups.shape))
+        var = centred.mul_(centred).mean(1, keepdim=True)
     if not normalise:
         return None, mean.squeeze(1), var.squeeze(1)
     scale = (var + bn.eps).rsqrt_()
     if bn.affine:
         scale.mul_(params[p + "weight"])
-    if known is not None:  # (z - mean) scale + beta as one pass over z
-        shift = params[p + "bias"] - mean * scale if bn.affine else -mean * scale
-        torch.addcmul(shift, source, scale, out=out.view(groups.shape))
-    elif bn.affine:
-        torch.addcmul(params[p + "bias"].expand_as(scale), source, scale, out=source)
-    else:
-        source.mul_(scale)
-    y = out.view(xm.shape).movedim(-1, 1)
-    return (y.relu_() if relu else y), mean.squeeze(1), var.squeeze(1)
+    shift = params[p + "bias"] - mean * scale if bn.affine else -mean * scale
+    torch.addcmul(shift, groups, scale, out=groups)
+    return (x.relu_() if relu else x), mean.squeeze(1), var.squeeze(1)
 
 
 def _normalise_per_batch(x: torch.Tensor, sizes: Sequence[int], step: _Layer, params, relu: bool,
@@ -186,15 +183,18 @@ def _normalise_stacked(x: torch.Tensor, sizes: Sequence[int], step: _Layer, para
     Returns (output, per-batch means, per-batch biased variances)."""
     xm = x.movedim(1, -1)
     if xm.is_contiguous() and xm.numel() // (xm.shape[-1] * len(sizes)) > 1:
-        return _normalise_channels_last(x, sizes, step, params, relu, stacked.out_like(("out", *xm.shape), xm),
-                                        stacked.out_like(("squares", *xm.shape), xm), known, normalise)
+        return _normalise_channels_last(x, sizes, step, params, relu, stacked.out_like(("scratch", *xm.shape), xm),
+                                        known, normalise)
     return _normalise_per_batch(x, sizes, step, params, relu, normalise)
 
 
-def _first_layer(chain: FusedChain, ops, stacked: "StackedGroups") -> tuple[int, list, FirstLayerMoments | None]:
+def _first_layer(chain: FusedChain, ops, stacked: "StackedGroups") -> tuple[int, list, FirstLayerMoments | None, tuple | None]:
     """Where each point's pass starts (the first step that is not a reshape), the groups' inputs there (the
-    reshapes depend on no weight: run once per curve), and the first layer's patch moments where they give its
-    BN's statistics in closed form (`asymvalley.probe.recal_moments`). Cached on ``stacked``."""
+    reshapes depend on no weight: run once per curve), the first layer's patch moments where they give its
+    BN's statistics in closed form (`asymvalley.probe.recal_moments`), and the spatial shape of that layer's
+    output where its normalised output can come from the moments' patches (`_first_output`, channels innermost:
+    where the layer's kernel writes them so, or where a layer, which takes any layout, reads it next). Cached on
+    ``stacked``."""
     if stacked.first is None or stacked.first[0] is not chain:
         start = next(i for i, s in enumerate(chain.steps) if not isinstance(s, (_Reshape, _Flatten)))
         inputs = []
@@ -203,11 +203,37 @@ def _first_layer(chain: FusedChain, ops, stacked: "StackedGroups") -> tuple[int,
                 x = op(x)
             inputs.append(x)
         step = chain.steps[start]
-        moments = None
+        moments, spatial = None, None
         if isinstance(step, _Layer) and step.bn is not None and patch_dim(step) <= MAX_PATCH_DIM:
             moments = FirstLayerMoments(step, inputs, [sizes for _, sizes in stacked.groups])
-        stacked.first = (chain, start, inputs, moments)
+            ref = ops[start][0](inputs[0])  # its shape, and the layout the next step is used to
+            after = chain.steps[start + 1] if start + 1 < len(chain.steps) else None
+            if moments.columns is not None and ref[0, 0].numel() == moments.positions \
+                    and (ref.movedim(1, -1).is_contiguous() or isinstance(after, _Layer)):
+                spatial = tuple(ref.shape[2:])
+        stacked.first = (chain, start, inputs, moments, spatial)
     return stacked.first[1:]
+
+
+def _first_output(moments: FirstLayerMoments, group: int, step: _Layer, params, known, relu: bool,
+                  stacked: "StackedGroups", spatial: tuple) -> torch.Tensor:
+    """The first layer's output with each batch normalised by its known statistics and [ReLU], shaped as the
+    layer's kernel gives it, channels innermost: ``(W p + b - mean) s + beta`` as one product per group
+    (`FirstLayerMoments.normalised`) instead of the layer's product and an affine pass."""
+    bn, p = step.bn_module, step.bn
+    mean, var = known
+    scale = (var + bn.eps).rsqrt_()
+    if bn.affine:
+        scale.mul_(params[p + "weight"])
+    bias = params[step.name + "bias"] if step.module.bias is not None else None
+    shift = (mean if bias is None else mean - bias) * -scale
+    if bn.affine:
+        shift = shift + params[p + "bias"]
+    cols = moments.columns[group]
+    out = stacked.out_like(("first", group), cols, (*cols.shape[:2], scale.shape[1]))
+    y = moments.normalised(group, params, scale, shift, out)
+    y = y.view(-1, *spatial, y.shape[-1]).movedim(-1, 1)
+    return y.relu_() if relu else y
 
 
 def _fold_statistics(collected: dict, stacked: "StackedGroups", buffers: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -235,19 +261,24 @@ def recalibrated_chain_buffers(chain: FusedChain, params: Mapping[str, torch.Ten
     ops = _recal_ops(chain, params, buffers)
     stacked = batches if isinstance(batches, StackedGroups) else StackedGroups(batches, weighting)
     last = max(i for i, (_, s) in enumerate(ops) if s is not None)
-    start, inputs, moments = _first_layer(chain, ops, stacked)
+    start, inputs, moments, spatial = _first_layer(chain, ops, stacked)
     known = moments.stats(params) if moments is not None else None
     collected: dict[str, tuple[list, list, list]] = {s.bn: ([], [], []) for _, s in ops if s is not None}
     at = 0
-    for (_, sizes), x in zip(stacked.groups, inputs):
+    for g, ((_, sizes), x) in enumerate(zip(stacked.groups, inputs)):
         for i in range(start, last + 1):
             op, step = ops[i]
-            x = op(x)
-            if step is None:
-                continue
-            per_sample = x.numel() // (x.shape[0] * x.shape[1])  # values per channel and sample
             mine = (known[0][at:at + len(sizes)], known[1][at:at + len(sizes)]) if known is not None and i == start else None
-            x, mean, var = _normalise_stacked(x, sizes, step, params, step.relu and i != last, stacked, mine, i != last)
+            if mine is not None and (i == last or spatial is not None):
+                per_sample, (mean, var) = moments.positions, mine
+                if i != last:
+                    x = _first_output(moments, g, step, params, mine, step.relu, stacked, spatial)
+            else:
+                x = op(x)
+                if step is None:
+                    continue
+                per_sample = x.numel() // (x.shape[0] * x.shape[1])  # values per channel and sample
+                x, mean, var = _normalise_stacked(x, sizes, step, params, step.relu and i != last, stacked, mine, i != last)
             means, variances, counts = collected[step.bn]
             means.append(mean)
             variances.append(var)

@@ -15,6 +15,13 @@ map and a ReLU over the layer's output, and the statistics are those of the
 exact ``z`` rather than of its float32 rounding. Used only where ``d`` is at most
 `MAX_PATCH_DIM` (``Sigma`` per batch stays small) and the layer is the chain's
 first, preceded only by reshapes.
+
+The normalised output needs no separate affine pass either: with the batch's
+scale ``s`` and shift ``t`` of its BN, ``(W p + b - mean) s + beta`` is one
+product of the patches with ``W^T diag(s)`` plus a bias, per batch
+(`FirstLayerMoments.normalised`: one ``bmm`` over a group's batches, the bias
+as the weight of a column of ones), from the patches kept in float32 while they
+fit in `MAX_COLUMN_BYTES`.
 """
 
 from __future__ import annotations
@@ -26,10 +33,12 @@ import torch.nn.functional as F
 
 from .fused_steps import _Layer
 
-__all__ = ["MAX_PATCH_DIM", "FirstLayerMoments", "patch_dim", "patches"]
+__all__ = ["MAX_PATCH_DIM", "MAX_COLUMN_BYTES", "FirstLayerMoments", "patch_dim", "patches"]
 
 #: largest patch (``C_in * prod(kernel)`` or a Linear's fan-in) whose moments are kept per batch
 MAX_PATCH_DIM = 64
+#: most bytes of float32 patches kept for `FirstLayerMoments.normalised` (beyond: the layer's own kernel runs)
+MAX_COLUMN_BYTES = 64 << 20
 
 
 def patches(step: _Layer, x: torch.Tensor) -> torch.Tensor:
@@ -57,19 +66,26 @@ def patch_dim(step: _Layer) -> int:
 
 class FirstLayerMoments:
     """Per re-estimation batch, the patch mean ``mu`` (B, d) and centred second moment ``Sigma`` (B, d, d) of the
-    first layer, in float64; `stats` turns them into the first BN's batch statistics at a point."""
+    first layer, in float64; `stats` turns them into the first BN's batch statistics at a point. ``columns``: each
+    group's patches as (batches, values, d + 1) float32, the last column ones, for `normalised`, or ``None`` over
+    `MAX_COLUMN_BYTES`."""
 
     def __init__(self, step: _Layer, inputs: Sequence[torch.Tensor], sizes: Sequence[Sequence[int]]):
         self.step = step
-        mus, sigmas = [], []
+        mus, sigmas, columns, kept = [], [], [], 0
         for x, group in zip(inputs, sizes):  # the batches of a group have one size: one view (batches, values, d)
-            p = patches(step, x).double()
-            p = p.transpose(1, 2).reshape(len(group), -1, p.shape[1])
+            p32 = patches(step, x)
+            self.positions = p32.shape[2]
+            p32 = p32.transpose(1, 2).reshape(len(group), -1, p32.shape[1])
+            kept += p32[..., :1].numel() * (p32.shape[-1] + 1) * p32.element_size()
+            columns.append(torch.cat([p32, torch.ones_like(p32[..., :1])], -1) if kept <= MAX_COLUMN_BYTES else None)
+            p = p32.double()
             mu = p.mean(1, keepdim=True)
             c = p - mu
             mus.append(mu.squeeze(1))
             sigmas.append(torch.bmm(c.transpose(1, 2), c) / c.shape[1])
         self.mu, self.sigma = torch.cat(mus), torch.cat(sigmas)
+        self.columns = columns if kept <= MAX_COLUMN_BYTES else None
 
     def stats(self, params) -> tuple[torch.Tensor, torch.Tensor]:
         """Each batch's per-channel mean and biased variance of the layer's output at ``params``: (B, C_out) each."""
@@ -80,3 +96,22 @@ class FirstLayerMoments:
             mean = mean + params[self.step.name + "bias"].double()
         var = torch.einsum("bde,cd,ce->bc", self.sigma, w2, w2).clamp_min_(0.0)
         return mean.to(w.dtype), var.to(w.dtype)
+
+    def normalised(self, group: int, params, scale: torch.Tensor, shift: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Group ``group``'s layer output with each batch's BN applied, ``p (W^T diag(s_b)) + t_b``, as one
+        ``bmm`` into ``out`` (batches, values, C_out) (``t_b`` the weight of the columns' ones: no pass of its own);
+        ``scale``, ``shift``: (batches, C_out) for the layer's output ``W p + b`` (its bias folded into ``shift`` by
+        the caller).
+
+        >>> conv = torch.nn.Conv1d(1, 2, 3, padding=1, bias=False)
+        >>> x = torch.randn(6, 1, 4)
+        >>> m = FirstLayerMoments(_Layer("conv1d", "", conv), [x], [[3, 3]])
+        >>> s, t = torch.rand(2, 2), torch.randn(2, 2)
+        >>> y = m.normalised(0, {'weight': conv.weight.detach()}, s, t, torch.empty(2, 12, 2))
+        >>> z = conv(x).detach().transpose(1, 2).reshape(2, 12, 2)  # (batches, values, channels)
+        >>> torch.allclose(y, z * s[:, None] + t[:, None], atol=1e-6)
+        True
+        """
+        w = params[self.step.name + "weight"]
+        wb = torch.cat([w.reshape(w.shape[0], -1).t().unsqueeze(0) * scale.unsqueeze(1), shift.unsqueeze(1)], 1)
+        return torch.bmm(self.columns[group], wb, out=out)  # (B, values, d + 1) @ (B, d + 1, C_out)
