@@ -51,6 +51,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..allocator import adapt_thresholds
 from ..errors import UsageError
 from ..progress import progress_bar
 from . import bn_interp, distributed, stats
@@ -180,6 +181,8 @@ def evaluate(model: nn.Module, data: Any, directions: Sequence[Direction], coord
                              batch_fn=batch_fn, batch_size=batch_size, device=device, autocast=autocast,
                              bn_batch_size=bn_batch_size, center=center, memory_budget=memory_budget)
     space, directions, coords, device, policy = req.space, req.directions, req.coords, req.device, req.policy
+    if device.type == "cpu":
+        adapt_thresholds()  # freed activations reused, not trimmed and page-faulted in at every batch (`asymvalley.allocator`)
     split_data, split_names, recal, amp_dtype = req.splits, req.split_names, req.recal, req.amp_dtype
     space.to(device)
     model_buffers = dict(model.named_buffers())

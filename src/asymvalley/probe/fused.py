@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 
 from .fused_layers import _bn_affine, _finisher, _flatten, _fold, _layer_op, _residual_op, cross_entropy_stats, flatten_op, orient
-from .fused_ops import ColumnCache, few_threads, fused_ops_available
+from .fused_ops import ColumnCache, ScratchBuffers, few_threads, fused_ops_available
 from .fused_steps import (Reshape, Residual, _Flatten, _Layer, _Reshape, _Residual, build_steps, flat_leaves, has_hooks,
                           sequential_leaves)
 from .space import preserve_module_state
@@ -103,6 +103,8 @@ class FusedChain:
         self.has_residual = any(isinstance(s, _Residual) for s in steps)
         #: im2col columns of the data for a small first convolution, kept across weight points
         self.columns = ColumnCache()
+        #: output buffers reused across batches and points (`asymvalley.probe.fused_ops.ScratchBuffers`)
+        self.scratch = ScratchBuffers()
 
     def walk(self, start: int, stop: int, layout: str):
         """``(step, layout of its input, columns)`` for ``steps[start:stop]``: ``columns`` is the channels-last

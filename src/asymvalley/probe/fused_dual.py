@@ -55,7 +55,8 @@ def _fold_dual(step: _Layer, params: Mapping[str, torch.Tensor], buffers: Mappin
 
 def _dual_layer(fwd: Callable, tan_w: Callable, tan_x: Callable, tan_x_add: Callable | None, relu: bool) -> DualOp:
     """The layer's (output, tangent): three products, the tangent's sum fused into the second product
-    (``tan_x_add``, oneDNN's binary post-op) and the ReLU's mask applied in one pass (``threshold_backward``)."""
+    (``tan_x_add``, oneDNN's binary post-op, written over the first product's output, which this op owns) and the ReLU's mask
+    applied in one pass (``threshold_backward``)."""
     mask = torch.ops.aten.threshold_backward.grad_input
 
     def op(x: torch.Tensor, dx: torch.Tensor | None):
@@ -77,12 +78,20 @@ def _dual_view(f: Callable[[torch.Tensor], torch.Tensor]) -> DualOp:
     return op
 
 
-def _dual_layer_op(step: _Layer, params, buffers, tangents, lay: str, cols=None, columns=None) -> DualOp:
-    """A layer's (output, tangent); ``columns``: the chain's im2col cache (`asymvalley.probe.fused_ops.ColumnCache`)."""
+def _dual_layer_op(step: _Layer, params, buffers, tangents, lay: str, cols=None, columns=None, scratch=None) -> DualOp:
+    """A layer's (output, tangent); ``columns``: the chain's im2col cache (`asymvalley.probe.fused_ops.ColumnCache`);
+    ``scratch``: its reused buffers (`asymvalley.probe.fused_ops.ScratchBuffers`), for the value and the tangent's
+    first product where the layer's kernel takes one (a small first convolution: its value and tangent, fresh per
+    batch, made glibc trim and page-fault its heap at every batch)."""
     (w, b), (dw, db) = _fold_dual(step, params, buffers, tangents)
     w, dw = orient(w, cols), orient(dw, cols)
-    return _dual_layer(_layer_op(step, w, b, step.relu, lay, columns), _layer_op(step, dw, db, False, lay, columns),
-                       _layer_op(step, w, None, False, lay, columns), _layer_add_op(step, w, None, False, lay), step.relu)
+    def out(kind: str):
+        return None if scratch is None else (lambda shape: scratch.get((kind, step.name), shape, dw))
+
+    return _dual_layer(_layer_op(step, w, b, step.relu, lay, columns, out("value")),
+                       _layer_op(step, dw, db, False, lay, columns, out("tangent")),
+                       _layer_op(step, w, None, False, lay, columns), _layer_add_op(step, w, None, False, lay, inplace=True),
+                       step.relu)
 
 
 def _dual_residual(res: _Residual, params, buffers, tangents) -> DualOp:
@@ -119,13 +128,14 @@ def bind_dual(chain: FusedChain, params: Mapping[str, torch.Tensor], buffers: Ma
               tangents: Mapping[str, torch.Tensor]) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
     """``x -> (logits, d logits)`` at weights ``params`` along ``tangents`` (names as in the module)."""
     ops: list[DualOp] = []
-    for step, lay, cols in chain.walk(0, len(chain.steps), "plain"):
+    for i, (step, lay, cols) in enumerate(chain.walk(0, len(chain.steps), "plain")):
         if isinstance(step, (_Flatten, _Reshape)):
             ops.append(_dual_view(step.fn if isinstance(step, _Reshape) else flatten_op(lay)))
         elif isinstance(step, _Residual):
             ops.append(_dual_residual(step, params, buffers, tangents))
-        else:
-            ops.append(_dual_layer_op(step, params, buffers, tangents, lay, cols, chain.columns))
+        else:  # the last step's tangent is returned: never a reused buffer
+            scratch = chain.scratch if i < len(chain.steps) - 1 else None
+            ops.append(_dual_layer_op(step, params, buffers, tangents, lay, cols, chain.columns, scratch))
 
     def run(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         dx = None

@@ -77,8 +77,9 @@ def _finisher(coeffs: list[float], affine, relu: bool) -> Callable:
 
 
 def _layer_op(step: _Layer, w: torch.Tensor, b: torch.Tensor | None, relu: bool, layout: str,
-              columns: ColumnCache | None = None) -> Callable:
-    """``step`` at weights ``w``, ``b`` as one kernel (``columns``: the chain's im2col cache for a small first conv)."""
+              columns: ColumnCache | None = None, out: Callable | None = None) -> Callable:
+    """``step`` at weights ``w``, ``b`` as one kernel (``columns``: the chain's im2col cache for a small first conv;
+    ``out``: a reused output buffer for it, `asymvalley.probe.fused_ops.im2col_conv1d_op`)."""
     attr = "relu" if relu else "none"
     if step.kind == "linear":
         return linear_op(w.contiguous(), b, attr)
@@ -86,15 +87,17 @@ def _layer_op(step: _Layer, w: torch.Tensor, b: torch.Tensor | None, relu: bool,
     if step.kind == "conv1d":
         k, s, p = int(m.kernel_size[0]), int(m.stride[0]), int(m.padding[0])
         if layout == "plain" and w.shape[1] * k <= 16:
-            return im2col_conv1d_op(w, b, k, s, p, relu, columns)
+            return im2col_conv1d_op(w, b, k, s, p, relu, columns, out)
         w4 = w.unsqueeze(2).contiguous(memory_format=torch.channels_last)
         return conv_op(w4, b, [0, p], [1, s], attr, to_cl=layout == "plain", unsq=True)
     w4 = w.contiguous(memory_format=torch.channels_last)
     return conv_op(w4, b, [int(v) for v in m.padding], [int(v) for v in m.stride], attr, to_cl=layout == "plain", unsq=False)
 
 
-def _layer_add_op(step: _Layer, w: torch.Tensor, b: torch.Tensor | None, relu: bool, layout: str) -> Callable | None:
-    """``(x, other) -> [relu](layer(x) + other)`` as one kernel, or ``None`` where `_layer_op` would use im2col."""
+def _layer_add_op(step: _Layer, w: torch.Tensor, b: torch.Tensor | None, relu: bool, layout: str,
+                  inplace: bool = False) -> Callable | None:
+    """``(x, other) -> [relu](layer(x) + other)`` as one kernel, or ``None`` where `_layer_op` would use im2col;
+    ``inplace``: a convolution writes over ``other`` (`asymvalley.probe.fused_ops.conv_add_op`)."""
     if step.kind == "linear":
         return None if relu else linear_add_op(w.contiguous(), b)
     m = step.module
@@ -103,9 +106,10 @@ def _layer_add_op(step: _Layer, w: torch.Tensor, b: torch.Tensor | None, relu: b
         if layout == "plain" and w.shape[1] * k <= 16:
             return None
         w4 = w.unsqueeze(2).contiguous(memory_format=torch.channels_last)
-        return conv_add_op(w4, b, [0, p], [1, s], relu, to_cl=layout == "plain", unsq=True)
+        return conv_add_op(w4, b, [0, p], [1, s], relu, to_cl=layout == "plain", unsq=True, inplace=inplace)
     w4 = w.contiguous(memory_format=torch.channels_last)
-    return conv_add_op(w4, b, [int(v) for v in m.padding], [int(v) for v in m.stride], relu, to_cl=layout == "plain", unsq=False)
+    return conv_add_op(w4, b, [int(v) for v in m.padding], [int(v) for v in m.stride], relu, to_cl=layout == "plain",
+                       unsq=False, inplace=inplace)
 
 
 def orient(w: torch.Tensor, cols: tuple[int, ...] | None) -> torch.Tensor:
