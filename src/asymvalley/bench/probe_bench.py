@@ -32,7 +32,10 @@ What is measured, in one run:
   absolute deviation of the loss and accuracy curves.
 
 Timings are the best of ``repeats`` (default 5) runs, the engine, the per-point loop, the
-plain loop and a peak measurement taking turns (the machine may be shared).
+plain loop and a peak measurement taking turns (the machine may be shared). The bench runs in
+a default process (the command line does not keep freed memory for it), but the engine adapts
+glibc's thresholds once per process on CPU (`asymvalley.allocator.adapt_thresholds`), so that is
+done first, before any timing: every reference loop runs in the allocator state the engine does.
 
 With ``runs`` > 1 the jobs run ``runs`` times (a peak measurement between runs): ``jobs`` holds
 each number's median over the runs, with ``ranges`` ([min, max]) per number and ``jobs_runs``
@@ -270,6 +273,9 @@ def run_probe_bench(models: Sequence[str] = ("mlp", "cnn1d_bn"), dataset: str = 
         if verbose:
             print(msg, file=sys.stderr, flush=True)
 
+    from ..allocator import adapt_thresholds
+
+    adapt_thresholds()  # as the engine's first probe would: the same allocator state for every loop timed here
     peak = matmul_peak_gflops()
     peaks = [peak]
     say(f"fp32 matmul peak: {peak:.1f} GFLOP/s ({torch.get_num_threads()} threads)")
