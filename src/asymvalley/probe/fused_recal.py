@@ -97,7 +97,7 @@ class StackedGroups:
             x = batches[group[0]] if len(group) == 1 else torch.cat([batches[j] for j in group])
             self.groups.append((x, [len(batches[j]) for j in group]))
         self.weights, self.init_weight = _batch_weights(momenta)
-        self.first: tuple | None = None  # (chain, start, inputs, moments): `_first_layer`'s cache
+        self.first: tuple | None = None  # (chain, start, inputs, moments, spatial): `_first_layer`'s cache
         self._out: dict[tuple, torch.Tensor] = {}
 
     def out_like(self, key: tuple, x: torch.Tensor, shape: Sequence[int] | None = None) -> torch.Tensor:
@@ -230,7 +230,8 @@ def _first_output(moments: FirstLayerMoments, group: int, step: _Layer, params, 
     if bn.affine:
         shift = shift + params[p + "bias"]
     cols = moments.columns[group]
-    out = stacked.out_like(("first", group), cols, (*cols.shape[:2], scale.shape[1]))
+    shape = (*cols.shape[:2], scale.shape[1])
+    out = stacked.out_like(("first", *shape), cols, shape)  # read by the next layer only: one buffer per shape
     y = moments.normalised(group, params, scale, shift, out)
     y = y.view(-1, *spatial, y.shape[-1]).movedim(-1, 1)
     return y.relu_() if relu else y
