@@ -46,7 +46,7 @@ for line in open("/proc/self/maps"):
 """
 
 
-@pytest.mark.skipif(platform.system() != "Linux" or ctypes.util.find_library("c") is None, reason="glibc only")
+@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="glibc's adaptive thresholds")
 def test_adapted_thresholds_serve_large_blocks_from_the_heap():
     """After `adapt_thresholds` a 20 MiB block comes from glibc's heap, where freed blocks are reused; in a fresh
     process it is mapped on its own and unmapped on free (then page-faulted in again at every batch)."""
