@@ -55,8 +55,8 @@ def _fold_dual(step: _Layer, params: Mapping[str, torch.Tensor], buffers: Mappin
 
 def _dual_layer(fwd: Callable, tan_w: Callable, tan_x: Callable, tan_x_add: Callable | None, relu: bool) -> DualOp:
     """The layer's (output, tangent): three products, the tangent's sum fused into the second product
-    (``tan_x_add``, oneDNN's binary post-op, written over the first product's output, which this op owns) and the ReLU's mask
-    applied in one pass (``threshold_backward``)."""
+    (``tan_x_add``, oneDNN's binary post-op, written over the first product's output, which this op owns) and the
+    ReLU's mask applied in one pass (``threshold_backward``)."""
     mask = torch.ops.aten.threshold_backward.grad_input
 
     def op(x: torch.Tensor, dx: torch.Tensor | None):
@@ -81,8 +81,7 @@ def _dual_view(f: Callable[[torch.Tensor], torch.Tensor]) -> DualOp:
 def _dual_layer_op(step: _Layer, params, buffers, tangents, lay: str, cols=None, columns=None, scratch=None) -> DualOp:
     """A layer's (output, tangent); ``columns``: the chain's im2col cache (`asymvalley.probe.fused_ops.ColumnCache`);
     ``scratch``: its reused buffers (`asymvalley.probe.fused_ops.ScratchBuffers`), for the value and the tangent's
-    first product where the layer's kernel takes one (a small first convolution: its value and tangent, fresh per
-    batch, made glibc trim and page-fault its heap at every batch)."""
+    first product where the layer's kernel takes one (a small first convolution)."""
     (w, b), (dw, db) = _fold_dual(step, params, buffers, tangents)
     w, dw = orient(w, cols), orient(dw, cols)
     def out(kind: str):
