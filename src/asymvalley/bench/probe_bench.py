@@ -262,6 +262,23 @@ def _run_jobs(dataset: str, cifar: str, points: int, repeats: int, runs: int, sa
     return all_rows
 
 
+def _start(device: str, dataset: str, repeats: int, runs: int, say) -> dict[str, Any]:
+    """The allocator adapted as the engine's first probe would (the same state for every loop timed here), the
+    first peak measurement, and the ``bench.json`` header."""
+    from ..allocator import adapt_thresholds
+
+    adapt_thresholds()
+    peak = matmul_peak_gflops()
+    say(f"fp32 matmul peak: {peak:.1f} GFLOP/s ({torch.get_num_threads()} threads)")
+    return {
+        "peak_gflops": peak, "threads": torch.get_num_threads(), "device": device, "dataset": dataset,
+        "flops_rule": "flops: FlopCounterMode forward FLOPs of one sample x (train+test samples) x points (matmul/conv only); gflops: flops_executed / engine_s",
+        "timing_rule": f"best of {repeats} runs, engine/naive/plain/peak taking turns" + (f"; jobs: medians of {runs} such runs" if runs > 1 else ""),
+        "loadavg_before": list(os.getloadavg()),
+        "runs": [], "rss": [], "bn_recalibrate": [],
+    }
+
+
 def run_probe_bench(models: Sequence[str] = ("mlp", "cnn1d_bn"), dataset: str = "mnist1d", points: int = 41, device: str = "cpu",
                     repeats: int = 5, rss_points: Sequence[int] = (41, 401), recal_points: int = 11, recal_n: int = 500,
                     verbose: bool = True, jobs: bool = True, cifar: str = "synthetic-cifar", runs: int = 1) -> dict:
@@ -273,19 +290,9 @@ def run_probe_bench(models: Sequence[str] = ("mlp", "cnn1d_bn"), dataset: str = 
         if verbose:
             print(msg, file=sys.stderr, flush=True)
 
-    from ..allocator import adapt_thresholds
-
-    adapt_thresholds()  # as the engine's first probe would: the same allocator state for every loop timed here
-    peak = matmul_peak_gflops()
+    out = _start(device, dataset, repeats, runs, say)
+    peak = out["peak_gflops"]
     peaks = [peak]
-    say(f"fp32 matmul peak: {peak:.1f} GFLOP/s ({torch.get_num_threads()} threads)")
-    out: dict[str, Any] = {
-        "peak_gflops": peak, "threads": torch.get_num_threads(), "device": device, "dataset": dataset,
-        "flops_rule": "flops: FlopCounterMode forward FLOPs of one sample x (train+test samples) x points (matmul/conv only); gflops: flops_executed / engine_s",
-        "timing_rule": f"best of {repeats} runs, engine/naive/plain/peak taking turns" + (f"; jobs: medians of {runs} such runs" if runs > 1 else ""),
-        "loadavg_before": list(os.getloadavg()),
-        "runs": [], "rss": [], "bn_recalibrate": [],
-    }
     for name in models:
         ds, model, kw, u = _setup(name, dataset, device)
         alphas = probe.linspace(-1, 1, points)
