@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from asymvalley.bench.probe_bench import run_probe_bench
 
 
@@ -33,6 +35,7 @@ def test_engine_v2_jobs_run_against_their_references():
     for job in ("user_module", "sequential", "bn_interp"):
         assert by[job]["max_rel_diff"] < 1e-5 and by[job]["speedup"] > 0
     assert by["bn_interp"]["approx_max_rel_diff"] <= 0.005 and by["bn_interp"]["approx_check"]["tolerance"] == 0.005
+    assert by["bn_interp"]["approx_kernels_alone_s"] > 0 and by["bn_interp"]["approx_vs_kernels_alone"] > 0
     assert by["slopes"]["kernels"] == "fused-jvp" and by["slopes"]["max_rel_diff_slope_vs_jvp_loop"] < 1e-3
     assert by["slopes"]["slope_diff_rel_to_scale"] < 1e-5 and by["slopes"]["generic_slope_diff_rel_to_scale"] < 1e-5
     assert by["slopes"]["generic_kernels"] == "generic"
@@ -63,3 +66,23 @@ def test_runs_report_medians_with_ranges_and_the_targets(monkeypatch):
     assert met[("bn_interp", "speedup")] is None  # not measured
     ratio = next(r for r in res["jobs"] if r["job"] == "user_module")["ratio_to_peak"]
     assert ratio <= 0.6  # rescaled to the run's best peak (never up)
+
+
+def test_kernels_alone_count_the_passes_the_approximate_mode_makes():
+    """The bench's lower bound for the approximate BN mode runs as many passes as the engine's check record says."""
+    import torch
+
+    from asymvalley import models, probe
+    from asymvalley.bench.probe_jobs import approx_passes
+
+    torch.manual_seed(0)
+    model = models.create("cnn1d_bn", input_shape=(1, 40), num_classes=10).eval()
+    x, y = torch.randn(96, 1, 40), torch.randint(0, 10, (96,))
+    u = probe.make_direction("filter", model, seed=0)
+    alphas = probe.linspace(0, 1, 11)
+    for policy in ("recalibrate:interp=2", "recalibrate:interp=3"):
+        with pytest.warns(UserWarning, match="re-estimating exactly"):  # an untrained net: the check rejects
+            check = probe.curve(model, {"train": (x, y), "test": (x[:32], y[:32])}, u, alphas, bn=policy)["bn_check"]
+        checks = len(check["check_alphas"])
+        assert check["fallback"]
+        assert approx_passes(alphas, policy) == (len(alphas) + checks, len(check["anchors"]) + checks)

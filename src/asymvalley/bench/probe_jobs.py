@@ -25,6 +25,8 @@ Timings are the best of ``repeats`` runs, engine and reference taking turns.
 from __future__ import annotations
 
 import copy
+import statistics
+import time
 from typing import Any, Callable
 
 import torch
@@ -220,6 +222,44 @@ APPROX_BN = "recalibrate:interp=2"
 APPROX_BN_ALSO = "recalibrate:interp=3"
 
 
+def kernels_alone(model: nn.Module, data: dict, eval_passes: int, train_passes: int, bs: int = 1024) -> Callable[[], None]:
+    """A function running the engine's own compiled layer kernels alone (`asymvalley.probe.fused.compile_chain`,
+    bound at the model's weights, first-layer columns cached, warmed up here) for ``eval_passes`` passes over every
+    split and ``train_passes`` over the training split: no loss, statistics, weight folding or set-up, so its time
+    is a lower bound on this machine for a curve that needs those passes."""
+    from ..probe.fused import compile_chain
+
+    chain = compile_chain(model, tuple(data["train"][0].shape[1:]))
+    bound = chain.bind(dict(model.named_parameters()), dict(model.named_buffers()))
+    splits = [x for x, _ in data.values()]
+
+    def passes(xs: list, n: int) -> None:
+        with torch.no_grad():
+            for _ in range(n):
+                for x in xs:
+                    for i in range(0, len(x), bs):
+                        bound(x[i:i + bs])
+
+    passes(splits, 1)  # builds the columns and oneDNN's primitives
+    return lambda: (passes(splits, eval_passes), passes([data["train"][0]], train_passes))
+
+
+def approx_passes(alphas: list[float], policy: str = APPROX_BN) -> tuple[int, int]:
+    """(evaluation passes, exact re-estimations) of BN policy ``policy`` (``recalibrate:interp=K``) on a line curve
+    at ``alphas``: every point and check point evaluated, the anchors and check points re-estimated
+    (`asymvalley.probe.bn_interp`).
+
+    >>> approx_passes([i / 20 for i in range(21)], "recalibrate:interp=2")
+    (22, 3)
+    """
+    from ..probe.bn import parse_bn
+    from ..probe.bn_interp import anchor_alphas, check_indices
+
+    anchors = anchor_alphas(min(alphas), max(alphas), parse_bn(policy).anchors)
+    checks = len(check_indices(alphas, anchors))
+    return len(alphas) + checks, len(anchors) + checks
+
+
 def _say_approx(say: Callable, name: str, t: float, tr: float, err: float, check: dict | None) -> None:
     check = check or {}
     say(f"bn_interp: engine [{name}] {t:.2f}s vs authors' bn_update loop {tr:.2f}s -> {tr / t:.2f}x, max rel diff "
@@ -241,11 +281,14 @@ def _job_bn_interp(ds, points: int, best: Callable, say: Callable, peak: float) 
             p.add_(0.1 * p.abs().mean() * torch.randn_like(p))
     u = probe.make_direction("interp", start, start=dict(start.named_parameters()), end=dict(end.named_parameters()))
     data, alphas = _splits(ds), probe.linspace(0, 1, points)
+    eval_passes, recal_passes = approx_passes(alphas)
     timed = best({"engine": lambda: probe.curve(start, data, u, alphas, bn="recalibrate"),
                   "approx": lambda: probe.curve(start, data, u, alphas, bn=APPROX_BN),
                   "approx_also": lambda: probe.curve(start, data, u, alphas, bn=APPROX_BN_ALSO),
-                  "reference": lambda: authors_bn_loop(start, data, u.tensors, alphas)})
+                  "reference": lambda: authors_bn_loop(start, data, u.tensors, alphas),
+                  "kernels": kernels_alone(start, data, eval_passes, recal_passes)})
     (te, res), (ta, app), (tb, also), (tr, ref) = (timed[k] for k in ("engine", "approx", "approx_also", "reference"))
+    floor = timed["kernels"][0]
     n_recal, n_eval = len(data["train"][0]), sum(len(x) for x, _ in data.values())
     flops = forward_flops_per_sample(start, data["train"][0][:1]) * (n_recal + n_eval) * points
     row = {"job": "bn_interp", "points": points, "engine_s": te, "reference_s": tr, "speedup": tr / te, "kernels": res["kernels"],
@@ -253,9 +296,13 @@ def _job_bn_interp(ds, points: int, best: Callable, say: Callable, peak: float) 
            "approx_bn": APPROX_BN, "approx_s": ta, "approx_speedup": tr / ta, "approx_max_rel_diff": _rel(_rows(app), ref),
            "approx_check": app.get("bn_check"), "approx_also_bn": APPROX_BN_ALSO, "approx_also_s": tb,
            "approx_also_speedup": tr / tb, "approx_also_max_rel_diff": _rel(_rows(also), ref)}
+    row.update(approx_kernels_alone_s=floor, approx_speedup_limit=tr / floor, approx_vs_kernels_alone=ta / floor)
     say(f"bn_interp: engine [{row['kernels']}, recalibrate] {te:.2f}s vs authors' bn_update loop {tr:.2f}s -> {tr / te:.2f}x, "
         f"max rel diff {row['max_rel_diff']:.1e}, {row['ratio_to_peak']:.2f} of the matmul peak (re-estimation + eval FLOPs)")
     _say_approx(say, APPROX_BN, ta, tr, row["approx_max_rel_diff"], row["approx_check"])
+    say(f"bn_interp: the layer kernels alone for {APPROX_BN}'s {eval_passes} eval + {recal_passes} re-estimation passes "
+        f"(no loss, statistics or set-up) {floor:.2f}s, {tr / floor:.2f}x faster than the authors' loop; the engine's "
+        f"{APPROX_BN} took {ta / floor:.2f}x the kernels' time")
     _say_approx(say, APPROX_BN_ALSO + ", reported", tb, tr, row["approx_also_max_rel_diff"], also.get("bn_check"))
     return row
 
