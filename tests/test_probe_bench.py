@@ -69,7 +69,7 @@ def test_runs_report_medians_with_ranges_and_the_targets(monkeypatch):
 
 
 def test_kernels_alone_count_the_passes_the_approximate_mode_makes():
-    """The bench's lower bound for the approximate BN mode runs as many passes as the engine's check record says."""
+    """The bench's kernels-alone timing for the approximate BN mode runs as many passes as the engine's check record says."""
     import torch
 
     from asymvalley import models, probe
